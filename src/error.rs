@@ -1,0 +1,14 @@
+//! The crate's error: one variant per phase, each wrapping that phase's own error.
+
+/// Any error of the engine. Each phase has its own error type; this wraps them so that an
+/// application can use `?` across phases and still match on the cause.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A grid could not be read or built.
+    #[error(transparent)]
+    Grid(#[from] crate::grid::GridError),
+    /// A coordinate pair is not a valid location.
+    #[error(transparent)]
+    Location(#[from] crate::grid::LocationError),
+}

@@ -1,0 +1,501 @@
+//! Point-to-cell lookup: an R-tree of cell envelopes (the reference path) and a flat
+//! bucket table (the fast path), both exact.
+//!
+//! # The bucket table
+//!
+//! The grid's bounding box is cut into `nx * ny` buckets, about
+//! [`BUCKETS_PER_CELL`] per cell, addressed straight from the coordinates. Each bucket
+//! is classified once, at build time, against a copy of itself inflated by a small margin
+//! (so that a point which rounding sends to a neighbouring bucket is still inside the
+//! rectangle that bucket was classified on):
+//!
+//! ```text
+//!   pure      no cell edge touches it: every point in it has the same answer,
+//!             stored in the bucket itself (most buckets)
+//!   one edge  a single straight edge crosses it and both ends lie outside: one exact
+//!             orientation test picks the answer for the left side, the right side or
+//!             the edge itself
+//!   mixed     anything else (a vertex, several edges): the cells to test exactly,
+//!             in input order, then the answer if none of them covers the point
+//! ```
+//!
+//! A table entry is a `u32`: two tag bits and a 30-bit payload (a cell, or an offset into
+//! the edge or mixed tables). The lookup allocates nothing and takes no lock.
+
+use super::cell::CellId;
+use super::geometry::{BBox, Shapes, bbox_contains, orient};
+use super::location::Location;
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+
+/// How many buckets the table aims for per cell. More buckets mean fewer points that
+/// need an exact test, at 4 bytes per bucket.
+pub const BUCKETS_PER_CELL: usize = 32;
+
+/// The table never grows beyond this many buckets (256 MiB).
+const MAX_BUCKETS: usize = 1 << 26;
+
+const TAG_SHIFT: u32 = 30;
+const PAYLOAD: u32 = (1 << TAG_SHIFT) - 1;
+const TAG_CELL: u32 = 0;
+const TAG_EDGE: u32 = 1;
+const TAG_MIXED: u32 = 2;
+/// Payload meaning "no cell" (outside the grid).
+pub(crate) const NO_CELL: u32 = PAYLOAD;
+/// The largest number of cells the table can encode.
+pub(crate) const MAX_CELLS: usize = PAYLOAD as usize;
+
+/// A bucket crossed by one straight edge `a -> b`.
+#[derive(Debug, Clone, Copy)]
+struct EdgeBucket {
+    a: [f64; 2],
+    b: [f64; 2],
+    /// Answer for points strictly left of `a -> b`.
+    left: u32,
+    /// Answer for points strictly right of it.
+    right: u32,
+}
+
+/// Counts that describe a built bucket table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexStats {
+    /// Buckets along x.
+    pub nx: usize,
+    /// Buckets along y.
+    pub ny: usize,
+    /// Buckets answered without any test.
+    pub pure: usize,
+    /// Buckets answered by one orientation test.
+    pub one_edge: usize,
+    /// Buckets that need exact point-in-polygon tests.
+    pub mixed: usize,
+    /// Heap bytes of the bucket table and its side tables (not the cells' geometry).
+    pub bytes: usize,
+}
+
+/// The fast exact lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct BucketIndex {
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+    inv_w: f64,
+    inv_h: f64,
+    nx: usize,
+    ny: usize,
+    table: Vec<u32>,
+    edges: Vec<EdgeBucket>,
+    /// Runs of `[n, cell_1 .. cell_n, default]`.
+    mixed: Vec<u32>,
+    stats: IndexStats,
+}
+
+/// Compressed rows: `start[i]..start[i + 1]` index `items` for row `i`.
+struct Rows<T> {
+    start: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T: Copy + Default> Rows<T> {
+    /// Two passes over `each`: count, then fill. `each(emit)` must emit the same
+    /// `(row, item)` pairs both times.
+    fn build(rows: usize, each: impl Fn(&mut dyn FnMut(usize, T))) -> Rows<T> {
+        let mut count = vec![0u32; rows + 1];
+        each(&mut |row, _| count[row + 1] += 1);
+        for i in 0..rows {
+            count[i + 1] += count[i];
+        }
+        let mut fill = count.clone();
+        let mut items = vec![T::default(); count[rows] as usize];
+        each(&mut |row, item| {
+            items[fill[row] as usize] = item;
+            fill[row] += 1;
+        });
+        Rows {
+            start: count,
+            items,
+        }
+    }
+
+    fn row(&self, i: usize) -> &[T] {
+        &self.items[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+impl BucketIndex {
+    /// Builds the table for `shapes` (at least one cell, fewer than [`MAX_CELLS`]).
+    pub(crate) fn build(shapes: &Shapes) -> BucketIndex {
+        let n = shapes.cell_count();
+        let bb = shapes.cell_bbox.iter().fold(shapes.cell_bbox[0], |a, b| {
+            super::geometry::bbox_union(&a, b)
+        });
+        let (w_all, h_all) = (
+            (bb[2] - bb[0]).max(f64::MIN_POSITIVE),
+            (bb[3] - bb[1]).max(f64::MIN_POSITIVE),
+        );
+        // Buckets shaped like the average cell, so that a cell spans a square of them.
+        let (sum_w, sum_h) = shapes.cell_bbox.iter().fold((0.0, 0.0), |(sw, sh), b| {
+            (sw + (b[2] - b[0]), sh + (b[3] - b[1]))
+        });
+        let aspect = if sum_w > 0.0 && sum_h > 0.0 {
+            sum_w / sum_h
+        } else {
+            1.0
+        };
+        let target = (n.saturating_mul(BUCKETS_PER_CELL)).clamp(1, MAX_BUCKETS) as f64;
+        let side = (w_all * h_all / target).sqrt();
+        let nx = ((w_all / (side * aspect.sqrt())).ceil() as usize).clamp(1, MAX_BUCKETS);
+        let ny =
+            ((h_all / (side / aspect.sqrt())).ceil() as usize).clamp(1, (MAX_BUCKETS / nx).max(1));
+        let (w, h) = (w_all / nx as f64, h_all / ny as f64);
+        // Margin around each bucket: far beyond the rounding error of the index arithmetic
+        // (a few ulps of the coordinates), still tiny next to a bucket.
+        let scale = bb[0]
+            .abs()
+            .max(bb[2].abs())
+            .max(bb[1].abs())
+            .max(bb[3].abs())
+            .max(1.0);
+        let mx = w * 1e-6 + scale * 1e-13;
+        let my = h * 1e-6 + scale * 1e-13;
+        let rect = |i: usize, j: usize| -> BBox {
+            [
+                bb[0] + i as f64 * w - mx,
+                bb[1] + j as f64 * h - my,
+                bb[0] + (i + 1) as f64 * w + mx,
+                bb[1] + (j + 1) as f64 * h + my,
+            ]
+        };
+        // Bucket range (inclusive) that an inflated box may touch.
+        let range = |b: &BBox| -> (usize, usize, usize, usize) {
+            let ix = |x: f64| (((x - bb[0]) / w).floor().max(0.0) as usize).min(nx - 1);
+            let iy = |y: f64| (((y - bb[1]) / h).floor().max(0.0) as usize).min(ny - 1);
+            (
+                ix(b[0] - 2.0 * mx),
+                iy(b[1] - 2.0 * my),
+                ix(b[2] + 2.0 * mx),
+                iy(b[3] + 2.0 * my),
+            )
+        };
+        let buckets = nx * ny;
+
+        // Cells whose envelope meets each bucket, in input order.
+        let cands: Rows<u32> = Rows::build(buckets, |emit| {
+            for (c, cb) in shapes.cell_bbox.iter().enumerate() {
+                let (i0, j0, i1, j1) = range(cb);
+                for j in j0..=j1 {
+                    for i in i0..=i1 {
+                        emit(j * nx + i, c as u32);
+                    }
+                }
+            }
+        });
+        // Edges (by the index of their first vertex) that may touch each bucket.
+        let ring_cell: Vec<u32> = {
+            let mut v = vec![0u32; shapes.ring_start.len() - 1];
+            for c in 0..n {
+                for r in shapes.cell_rings(c) {
+                    v[r] = c as u32;
+                }
+            }
+            v
+        };
+        let edge_rows: Rows<(u32, u32)> = Rows::build(buckets, |emit| {
+            for (r, &cell) in ring_cell.iter().enumerate() {
+                let first = shapes.ring_start[r] as usize;
+                for (k, e) in shapes.ring(r).windows(2).enumerate() {
+                    let (a, b) = (e[0], e[1]);
+                    if a == b {
+                        continue;
+                    }
+                    let (i0, j0, i1, j1) = range(&[
+                        a[0].min(b[0]),
+                        a[1].min(b[1]),
+                        a[0].max(b[0]),
+                        a[1].max(b[1]),
+                    ]);
+                    for j in j0..=j1 {
+                        for i in i0..=i1 {
+                            if segment_may_touch(a, b, &rect(i, j)) {
+                                emit(j * nx + i, (cell, (first + k) as u32));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+
+        let mut table = vec![0u32; buckets];
+        let mut edges = Vec::new();
+        let mut mixed = Vec::new();
+        let mut stats = IndexStats {
+            nx,
+            ny,
+            ..IndexStats::default()
+        };
+        let first_cover = |cands: &[u32], p: [f64; 2]| -> u32 {
+            cands
+                .iter()
+                .copied()
+                .find(|&c| shapes.covers(c as usize, p))
+                .unwrap_or(NO_CELL)
+        };
+        let mut edge_cells: Vec<u32> = Vec::new();
+        for j in 0..ny {
+            for i in 0..nx {
+                let bucket = j * nx + i;
+                let r = rect(i, j);
+                let cands = cands.row(bucket);
+                let touching = edge_rows.row(bucket);
+                let center = [(r[0] + r[2]) * 0.5, (r[1] + r[3]) * 0.5];
+                if touching.is_empty() {
+                    table[bucket] = TAG_CELL << TAG_SHIFT | first_cover(cands, center);
+                    stats.pure += 1;
+                    continue;
+                }
+                if let Some((a, b)) = single_segment(shapes, touching, &r) {
+                    let corners = [[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]]];
+                    let side_sample = |want_left: bool| {
+                        corners.iter().copied().find(|&q| {
+                            let o = orient(a, b, q);
+                            if want_left { o > 0.0 } else { o < 0.0 }
+                        })
+                    };
+                    let left = side_sample(true).map_or(NO_CELL, |q| first_cover(cands, q));
+                    let right = side_sample(false).map_or(NO_CELL, |q| first_cover(cands, q));
+                    table[bucket] = TAG_EDGE << TAG_SHIFT | edges.len() as u32;
+                    edges.push(EdgeBucket { a, b, left, right });
+                    stats.one_edge += 1;
+                    continue;
+                }
+                edge_cells.clear();
+                edge_cells.extend(touching.iter().map(|&(c, _)| c));
+                edge_cells.sort_unstable();
+                edge_cells.dedup();
+                let start = mixed.len();
+                mixed.push(0);
+                let mut default = NO_CELL;
+                for &c in cands {
+                    if edge_cells.binary_search(&c).is_ok() {
+                        mixed.push(c);
+                    } else if shapes.covers(c as usize, center) {
+                        // No edge of c comes near: c covers the whole bucket, and later
+                        // cells can never win here.
+                        default = c;
+                        break;
+                    }
+                }
+                mixed[start] = (mixed.len() - start - 1) as u32;
+                mixed.push(default);
+                table[bucket] = TAG_MIXED << TAG_SHIFT | start as u32;
+                stats.mixed += 1;
+            }
+        }
+        edges.shrink_to_fit();
+        mixed.shrink_to_fit();
+        stats.bytes = table.capacity() * 4
+            + edges.capacity() * std::mem::size_of::<EdgeBucket>()
+            + mixed.capacity() * 4;
+        BucketIndex {
+            x0: bb[0],
+            y0: bb[1],
+            x1: bb[2],
+            y1: bb[3],
+            inv_w: nx as f64 / w_all,
+            inv_h: ny as f64 / h_all,
+            nx,
+            ny,
+            table,
+            edges,
+            mixed,
+            stats,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> IndexStats {
+        self.stats
+    }
+
+    /// Whether the payloads fit: the table addresses its side tables with 30 bits.
+    pub(crate) fn fits(&self) -> bool {
+        self.edges.len() < PAYLOAD as usize && self.mixed.len() < PAYLOAD as usize
+    }
+
+    /// The table entry for `p`, or an "outside" entry for points off the bounding box.
+    #[inline(always)]
+    fn entry(&self, p: [f64; 2]) -> u32 {
+        if !(p[0] >= self.x0 && p[0] <= self.x1 && p[1] >= self.y0 && p[1] <= self.y1) {
+            return NO_CELL;
+        }
+        let i = (((p[0] - self.x0) * self.inv_w) as usize).min(self.nx - 1);
+        let j = (((p[1] - self.y0) * self.inv_h) as usize).min(self.ny - 1);
+        self.table[j * self.nx + i]
+    }
+
+    /// The answer behind an entry. Exact.
+    #[inline(always)]
+    fn resolve(&self, shapes: &Shapes, entry: u32, p: [f64; 2]) -> u32 {
+        let payload = entry & PAYLOAD;
+        match entry >> TAG_SHIFT {
+            TAG_CELL => payload,
+            TAG_EDGE => {
+                let e = &self.edges[payload as usize];
+                let o = orient(e.a, e.b, p);
+                if o > 0.0 {
+                    e.left
+                } else if o < 0.0 {
+                    e.right
+                } else {
+                    // On the edge: covered by every cell on either side; the first wins.
+                    e.left.min(e.right)
+                }
+            }
+            _ => {
+                let start = payload as usize;
+                let n = self.mixed[start] as usize;
+                let run = &self.mixed[start + 1..start + 2 + n];
+                for &c in &run[..n] {
+                    if shapes.covers(c as usize, p) {
+                        return c;
+                    }
+                }
+                run[n]
+            }
+        }
+    }
+
+    /// The first cell covering `p`, or [`NO_CELL`].
+    #[inline]
+    pub(crate) fn locate(&self, shapes: &Shapes, p: [f64; 2]) -> u32 {
+        self.resolve(shapes, self.entry(p), p)
+    }
+
+    /// Locates `points` into `out` (cleared first), in chunks whose table reads are issued
+    /// back to back so that their cache misses overlap.
+    pub(crate) fn locate_into(
+        &self,
+        shapes: &Shapes,
+        points: &[Location],
+        out: &mut Vec<Option<CellId>>,
+    ) {
+        const CHUNK: usize = 64;
+        out.clear();
+        out.reserve(points.len());
+        let mut entries = [0u32; CHUNK];
+        for pts in points.chunks(CHUNK) {
+            for (e, p) in entries.iter_mut().zip(pts) {
+                *e = self.entry([p.lon(), p.lat()]);
+            }
+            out.extend(
+                entries
+                    .iter()
+                    .zip(pts)
+                    .map(|(&e, p)| cell_id(self.resolve(shapes, e, [p.lon(), p.lat()]))),
+            );
+        }
+    }
+}
+
+/// The id behind a lookup answer.
+#[inline(always)]
+pub(crate) fn cell_id(answer: u32) -> Option<CellId> {
+    (answer != NO_CELL).then_some(CellId(answer))
+}
+
+/// The one straight segment behind all edges touching the bucket, if there is exactly one
+/// (an edge shared by two cells counts once) and both its ends lie outside the bucket.
+fn single_segment(
+    shapes: &Shapes,
+    touching: &[(u32, u32)],
+    r: &BBox,
+) -> Option<([f64; 2], [f64; 2])> {
+    let norm = |k: u32| {
+        let (a, b) = (shapes.points[k as usize], shapes.points[k as usize + 1]);
+        if (a[0], a[1]) <= (b[0], b[1]) {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    };
+    let first = norm(touching[0].1);
+    if touching.iter().any(|&(_, k)| norm(k) != first) {
+        return None;
+    }
+    let (a, b) = first;
+    (!bbox_contains(r, a) && !bbox_contains(r, b)).then_some((a, b))
+}
+
+/// Whether segment `a-b` may touch the closed box `r`. Never says no wrongly: a sign is
+/// trusted only when it exceeds the rounding error of its own computation.
+fn segment_may_touch(a: [f64; 2], b: [f64; 2], r: &BBox) -> bool {
+    if a[0].max(b[0]) < r[0]
+        || a[0].min(b[0]) > r[2]
+        || a[1].max(b[1]) < r[1]
+        || a[1].min(b[1]) > r[3]
+    {
+        return false;
+    }
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let (mut pos, mut neg) = (false, false);
+    for q in [[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]]] {
+        let (u, v) = (dx * (q[1] - a[1]), dy * (q[0] - a[0]));
+        let cross = u - v;
+        let err = 1e-12 * (u.abs() + v.abs());
+        if cross > err {
+            pos = true;
+        } else if cross < -err {
+            neg = true;
+        } else {
+            return true;
+        }
+    }
+    pos && neg
+}
+
+/// The reference lookup: an R-tree of cell envelopes, then the exact test on every
+/// candidate, keeping the first in input order.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvelopeTree {
+    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+}
+
+impl EnvelopeTree {
+    pub(crate) fn build(shapes: &Shapes) -> EnvelopeTree {
+        let items = shapes
+            .cell_bbox
+            .iter()
+            .enumerate()
+            .map(|(c, b)| {
+                GeomWithData::new(
+                    Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+                    c as u32,
+                )
+            })
+            .collect();
+        EnvelopeTree {
+            tree: RTree::bulk_load(items),
+        }
+    }
+
+    pub(crate) fn locate(&self, shapes: &Shapes, p: [f64; 2]) -> u32 {
+        let mut best = NO_CELL;
+        for item in self.tree.locate_all_at_point(p) {
+            if item.data < best && shapes.covers(item.data as usize, p) {
+                best = item.data;
+            }
+        }
+        best
+    }
+
+    /// Cells whose envelope meets the box `[min, max]`.
+    pub(crate) fn envelope_hits(
+        &self,
+        min: [f64; 2],
+        max: [f64; 2],
+    ) -> impl Iterator<Item = u32> + '_ {
+        self.tree
+            .locate_in_envelope_intersecting(AABB::from_corners(min, max))
+            .map(|i| i.data)
+    }
+}

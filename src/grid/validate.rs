@@ -1,0 +1,254 @@
+//! Checks of cell geometry: every problem of every cell, never a panic.
+
+use super::cell::{Cell, Polygon};
+use super::error::{CellProblem, CellProblemKind, RingRef};
+use super::geometry::{orient, segments_touch};
+use std::collections::HashMap;
+
+/// All problems of all cells, including duplicate names.
+pub(crate) fn check_cells(cells: &[Cell]) -> Vec<CellProblem> {
+    let mut problems = Vec::new();
+    let mut first_by_name: HashMap<&str, usize> = HashMap::with_capacity(cells.len());
+    for (index, cell) in cells.iter().enumerate() {
+        let mut push = |kind| {
+            problems.push(CellProblem {
+                index,
+                id: Some(cell.name.clone()),
+                kind,
+            });
+        };
+        if let Some(&first) = first_by_name.get(cell.name.as_str()) {
+            push(CellProblemKind::DuplicateId { first });
+        } else {
+            first_by_name.insert(&cell.name, index);
+        }
+        for kind in polygon_problems(&cell.polygons) {
+            push(kind);
+        }
+    }
+    problems
+}
+
+/// Problems of one cell's polygons.
+pub(crate) fn polygon_problems(polygons: &[Polygon]) -> Vec<CellProblemKind> {
+    let mut out = Vec::new();
+    if polygons.is_empty() {
+        out.push(CellProblemKind::EmptyGeometry);
+    }
+    for (pi, poly) in polygons.iter().enumerate() {
+        for (ri, ring) in poly.rings().enumerate() {
+            ring_problems(
+                ring,
+                RingRef {
+                    polygon: pi,
+                    ring: ri,
+                },
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+fn ring_problems(ring: &[[f64; 2]], at: RingRef, out: &mut Vec<CellProblemKind>) {
+    let before = out.len();
+    for (position, &[lon, lat]) in ring.iter().enumerate() {
+        if !lon.is_finite() || !lat.is_finite() {
+            out.push(CellProblemKind::NonFinite { at, position });
+        } else if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
+            out.push(CellProblemKind::OutOfRange {
+                at,
+                position,
+                lon,
+                lat,
+            });
+        }
+    }
+    if ring.len() < 4 {
+        out.push(CellProblemKind::RingTooShort {
+            at,
+            positions: ring.len(),
+        });
+    } else if ring.first() != ring.last() {
+        out.push(CellProblemKind::RingNotClosed { at });
+    }
+    if out.len() > before {
+        return;
+    }
+    // Repeated consecutive positions are allowed (as in OGC); compare distinct vertices.
+    let mut verts: Vec<([f64; 2], usize)> = Vec::with_capacity(ring.len());
+    for (i, &p) in ring.iter().enumerate() {
+        if verts.last().map(|&(q, _)| q) != Some(p) {
+            verts.push((p, i));
+        }
+    }
+    // verts is closed: first == last.
+    let edges = verts.len() - 1;
+    if edges < 3 {
+        out.push(CellProblemKind::DegenerateRing { at });
+        return;
+    }
+    if let Some((first, second)) = first_self_intersection(&verts) {
+        out.push(CellProblemKind::SelfIntersection { at, first, second });
+    }
+}
+
+/// The first pair of edges (as indices into the original ring) that intersect where they
+/// should not: any contact between non-adjacent edges, or adjacent edges doubling back.
+fn first_self_intersection(verts: &[([f64; 2], usize)]) -> Option<(usize, usize)> {
+    let n = verts.len() - 1;
+    let seg = |i: usize| (verts[i].0, verts[i + 1].0);
+    // Adjacent edges meet at one vertex; they are wrong only if they fold back onto each other.
+    for i in 0..n {
+        let j = (i + 1) % n;
+        let (a, b) = seg(i);
+        let (_, c) = seg(j);
+        if orient(a, b, c) == 0.0 {
+            let dot = (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1]);
+            if dot < 0.0 {
+                return Some(ordered(verts[i].1, verts[j].1));
+            }
+        }
+    }
+    // Non-adjacent edges: sweep over x so that only edges with overlapping x-ranges meet.
+    let mut order: Vec<usize> = (0..n).collect();
+    let min_x = |i: usize| seg(i).0[0].min(seg(i).1[0]);
+    let max_x = |i: usize| seg(i).0[0].max(seg(i).1[0]);
+    order.sort_by(|&a, &b| min_x(a).total_cmp(&min_x(b)));
+    let mut found: Option<(usize, usize)> = None;
+    for (k, &i) in order.iter().enumerate() {
+        let (p1, p2) = seg(i);
+        let hi = max_x(i);
+        for &j in &order[k + 1..] {
+            if min_x(j) > hi {
+                break;
+            }
+            let adjacent = j == (i + 1) % n || i == (j + 1) % n;
+            if adjacent {
+                continue;
+            }
+            let (q1, q2) = seg(j);
+            if segments_touch(p1, p2, q1, q2) {
+                let pair = ordered(verts[i].1, verts[j].1);
+                if found.is_none_or(|f| pair < f) {
+                    found = Some(pair);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn ordered(a: usize, b: usize) -> (usize, usize) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(ring: Vec<[f64; 2]>) -> Vec<CellProblemKind> {
+        polygon_problems(&[Polygon::new(ring)])
+    }
+
+    #[test]
+    fn a_square_is_fine_even_with_repeated_points() {
+        assert!(
+            kinds(vec![
+                [0.0, 0.0],
+                [1.0, 0.0],
+                [1.0, 0.0],
+                [1.0, 1.0],
+                [0.0, 1.0],
+                [0.0, 0.0]
+            ])
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn bow_tie_is_self_intersecting() {
+        let k = kinds(vec![
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [0.0, 0.0],
+        ]);
+        assert!(
+            matches!(
+                k[..],
+                [CellProblemKind::SelfIntersection {
+                    first: 0,
+                    second: 2,
+                    ..
+                }]
+            ),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn ring_touching_itself_at_a_vertex_is_refused() {
+        // Figure-eight through (1, 1).
+        let k = kinds(vec![
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [2.0, 0.0],
+            [2.0, 2.0],
+            [1.0, 1.0],
+            [0.0, 2.0],
+            [0.0, 0.0],
+        ]);
+        assert!(
+            matches!(k[..], [CellProblemKind::SelfIntersection { .. }]),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn spike_is_refused() {
+        let k = kinds(vec![
+            [0.0, 0.0],
+            [2.0, 0.0],
+            [1.0, 0.0],
+            [1.0, 1.0],
+            [0.0, 0.0],
+        ]);
+        assert!(
+            matches!(k[..], [CellProblemKind::SelfIntersection { .. }]),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn short_open_degenerate_and_bad_numbers() {
+        assert!(matches!(
+            kinds(vec![[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])[..],
+            [CellProblemKind::RingTooShort { positions: 3, .. }]
+        ));
+        assert!(matches!(
+            kinds(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])[..],
+            [CellProblemKind::RingNotClosed { .. }]
+        ));
+        assert!(matches!(
+            kinds(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])[..],
+            [CellProblemKind::DegenerateRing { .. }]
+        ));
+        let k = kinds(vec![[0.0, 0.0], [f64::NAN, 0.0], [1.0, 181.0], [0.0, 0.0]]);
+        assert!(
+            matches!(
+                k[..],
+                [
+                    CellProblemKind::NonFinite { position: 1, .. },
+                    CellProblemKind::OutOfRange { position: 2, .. }
+                ]
+            ),
+            "{k:?}"
+        );
+        assert!(matches!(
+            polygon_problems(&[])[..],
+            [CellProblemKind::EmptyGeometry]
+        ));
+    }
+}
