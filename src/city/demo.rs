@@ -832,10 +832,11 @@ pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
             });
         }
     }
-    // Villages leave public-order risks to their police station (through the street
-    // office); every fifth community with a property committee takes property disputes.
+    // Villages, and every seventh community, leave public-order risks to their police
+    // station (through the street office); every fifth community, with a property
+    // committee, takes property disputes.
     for (i, (m, _)) in communities.iter().enumerate() {
-        if m.ends_with('村') {
+        if m.ends_with('村') || i % 7 == 3 {
             overrides.push(DutyOverrideConfig {
                 unit: m.clone(),
                 add: Vec::new(),
@@ -1094,8 +1095,18 @@ mod tests {
                 assert!(city.platform_organ(street, platform).is_ok());
             }
         }
-        // The fourth district's communities are villages.
-        assert!(city.units().iter().any(|u| u.village));
+        // Villages are the communities named so.
+        for u in city.units() {
+            assert_eq!(
+                u.village,
+                u.kind == UnitKind::Community && u.name.ends_with('村')
+            );
+        }
+        // Some community takes public-order risks off its list.
+        let risk = city.category_id("ZZ-04").unwrap();
+        assert!(city.units_of(UnitKind::Community).any(|m| {
+            city.duty_list(m).unwrap().refusal(risk) == Some(crate::city::Refusal::Removed)
+        }));
         let a = city
             .admit(CellId(0), city.category_id("ZF-01").unwrap())
             .unwrap();
