@@ -43,6 +43,7 @@ mod error;
 mod grid;
 
 pub use error::Error;
+pub use grid::generate;
 pub use grid::{
     BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError, IndexStats,
     Location, LocationError, Polygon, Ring, RingRef,
