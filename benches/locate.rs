@@ -9,8 +9,9 @@
 //!          └─ brute force   (every cell in order; small grids only)
 //! ```
 //!
-//! Points are uniform in the grid's bounding box, seeded. Each benchmark reports a rate
-//! per point (`Throughput::Elements`).
+//! Points are uniform in the grid's bounding box, seeded: a pool of about a million per
+//! grid, walked a batch per iteration so caches are as cold as with live reports. Each
+//! benchmark reports a rate per point (`Throughput::Elements`).
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use geo::{Coord, Intersects, LineString, MultiPolygon, Point};
@@ -29,6 +30,9 @@ const LARGE_SIDE: usize = 317;
 const IRREGULAR_SIDE: usize = 64;
 /// Points per batch (and per iteration of the single-point paths).
 const BATCH: usize = 4096;
+/// Points drawn per grid; iterations walk through them batch by batch, so that the
+/// lookups meet cold caches as they would with live reports, not the same warm batch.
+const POOL: usize = 1 << 20;
 /// Points per iteration of the linear scan.
 const BRUTE_POINTS: usize = 64;
 const SEED: u64 = 0x5EED_0001;
@@ -95,11 +99,25 @@ fn uniform(grid: &Grid, n: usize, mut seed: u64) -> Vec<Location> {
         .collect()
 }
 
+/// Consecutive batches of a point pool, wrapping around.
+struct Walk<'a> {
+    pool: &'a [Location],
+    at: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn next(&mut self) -> &'a [Location] {
+        let batch = &self.pool[self.at..self.at + BATCH];
+        self.at = (self.at + BATCH) % self.pool.len();
+        batch
+    }
+}
+
 fn bench_grid(c: &mut Criterion, name: &str, grid: &Grid, brute: bool) {
-    let points = uniform(grid, BATCH, SEED);
+    let pool = uniform(grid, POOL, SEED);
     let reference = RstarGeo::new(grid);
     // The paths are compared only if they give the same answers.
-    for &p in &points {
+    for &p in &pool[..BATCH] {
         let want = grid.locate_brute_force(p);
         assert_eq!(grid.locate(p), want);
         assert_eq!(
@@ -107,33 +125,34 @@ fn bench_grid(c: &mut Criterion, name: &str, grid: &Grid, brute: bool) {
             want.map(|id| id.index() as u32)
         );
     }
+    let mut walk = Walk { pool: &pool, at: 0 };
     let mut group: BenchmarkGroup<'_, _> = c.benchmark_group(format!("locate/{name}"));
     group.throughput(Throughput::Elements(BATCH as u64));
     group.measurement_time(Duration::from_secs(3));
     let mut out: Vec<Option<CellId>> = Vec::with_capacity(BATCH);
     group.bench_function("locate_many", |b| {
         b.iter(|| {
-            grid.locate_many(black_box(&points), &mut out);
+            grid.locate_many(black_box(walk.next()), &mut out);
             black_box(&out);
         })
     });
     group.bench_function("locate", |b| {
         b.iter(|| {
-            for &p in &points {
+            for &p in walk.next() {
                 black_box(grid.locate(black_box(p)));
             }
         })
     });
     group.bench_function("locate_rtree", |b| {
         b.iter(|| {
-            for &p in &points {
+            for &p in walk.next() {
                 black_box(grid.locate_rtree(black_box(p)));
             }
         })
     });
     group.bench_function("rstar_geo", |b| {
         b.iter(|| {
-            for &p in &points {
+            for &p in walk.next() {
                 black_box(reference.locate(black_box([p.lon(), p.lat()])));
             }
         })
@@ -143,7 +162,7 @@ fn bench_grid(c: &mut Criterion, name: &str, grid: &Grid, brute: bool) {
         group.sample_size(10);
         group.bench_function("brute_force", |b| {
             b.iter(|| {
-                for &p in &points[..BRUTE_POINTS] {
+                for &p in &walk.next()[..BRUTE_POINTS] {
                     black_box(grid.locate_brute_force(black_box(p)));
                 }
             })
