@@ -56,6 +56,7 @@ pub use city::{
     demo_config, demo_config_for,
 };
 pub use error::Error;
+pub use grid::generate;
 pub use grid::{
     BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError, IndexStats,
     Location, LocationError, Polygon, Ring, RingRef,

@@ -19,6 +19,7 @@
 
 mod cell;
 mod error;
+pub mod generate;
 mod geojson;
 pub(crate) mod geometry;
 mod index;
