@@ -45,5 +45,5 @@ mod grid;
 pub use error::Error;
 pub use grid::{
     BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError, IndexStats,
-    Location, LocationError, Polygon, Ring, RingRef,
+    Location, LocationError, NeighbourStats, Polygon, Ring, RingBuf, RingRef,
 };

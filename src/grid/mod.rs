@@ -23,12 +23,14 @@ mod geojson;
 pub(crate) mod geometry;
 mod index;
 mod location;
+mod neighbours;
 mod validate;
 
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
 pub use index::{BUCKETS_PER_CELL, IndexStats};
 pub use location::{Location, LocationError};
+pub use neighbours::{NeighbourStats, RingBuf};
 
 use geometry::Shapes;
 use index::{BucketIndex, EnvelopeTree, MAX_CELLS, NO_CELL, cell_id};
@@ -63,6 +65,7 @@ pub struct Grid {
     shapes: Shapes,
     buckets: BucketIndex,
     tree: EnvelopeTree,
+    adjacency: neighbours::Adjacency,
     build_time: Duration,
 }
 
@@ -104,6 +107,7 @@ impl Grid {
             return Err(GridError::TooLarge { count: cells.len() });
         }
         let tree = EnvelopeTree::build(&shapes);
+        let adjacency = neighbours::Adjacency::build(&shapes);
         let by_name = cells
             .iter()
             .enumerate()
@@ -115,6 +119,7 @@ impl Grid {
             shapes,
             buckets,
             tree,
+            adjacency,
             build_time: started.elapsed(),
         })
     }
