@@ -11,4 +11,7 @@ pub enum Error {
     /// A coordinate pair is not a valid location.
     #[error(transparent)]
     Location(#[from] crate::grid::LocationError),
+    /// A jurisdiction boundary could not be read.
+    #[error(transparent)]
+    Jurisdiction(#[from] crate::grid::JurisdictionError),
 }

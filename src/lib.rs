@@ -44,6 +44,7 @@ mod grid;
 
 pub use error::Error;
 pub use grid::{
-    BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError, IndexStats,
-    Location, LocationError, NeighbourStats, Polygon, Ring, RingBuf, RingRef,
+    AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
+    IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
+    NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
 };

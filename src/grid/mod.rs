@@ -17,6 +17,7 @@
 //! exact: coordinate comparisons and adaptive-precision orientation, so answers agree with
 //! GEOS `covers` even for points on edges or a hair (1e-12 degrees) off them.
 
+mod audit;
 mod cell;
 mod error;
 mod geojson;
@@ -26,6 +27,9 @@ mod location;
 mod neighbours;
 mod validate;
 
+pub use audit::{
+    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, NEGLIGIBLE_AREA_M2, Overlap, Region,
+};
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
 pub use index::{BUCKETS_PER_CELL, IndexStats};
