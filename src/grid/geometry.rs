@@ -190,6 +190,19 @@ impl Shapes {
         self.poly_ring[p0] as usize..self.poly_ring[p1] as usize
     }
 
+    /// The point range `(first, count)` of cell `c`'s only ring, if it has one polygon
+    /// without holes (most cells): such a cell is tested with one ring walk.
+    pub(crate) fn single_ring(&self, c: usize) -> Option<(u32, u32)> {
+        let rings = self.cell_rings(c);
+        (rings.len() == 1).then(|| {
+            let (a, b) = (
+                self.ring_start[rings.start],
+                self.ring_start[rings.start + 1],
+            );
+            (a, b - a)
+        })
+    }
+
     /// Where `p` lies relative to polygon `poly` (shell and holes). Exact.
     #[inline]
     pub(crate) fn polygon_side(&self, poly: usize, p: [f64; 2]) -> Side {

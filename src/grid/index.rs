@@ -23,7 +23,7 @@
 //! the edge or mixed tables). The lookup allocates nothing and takes no lock.
 
 use super::cell::CellId;
-use super::geometry::{BBox, Shapes, bbox_contains, orient};
+use super::geometry::{BBox, Shapes, Side, bbox_contains, orient, ring_side};
 use super::location::Location;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -39,7 +39,8 @@ const TAG_SHIFT: u32 = 30;
 const PAYLOAD: u32 = (1 << TAG_SHIFT) - 1;
 const TAG_CELL: u32 = 0;
 const TAG_EDGE: u32 = 1;
-const TAG_MIXED: u32 = 2;
+const TAG_STAR: u32 = 2;
+const TAG_MIXED: u32 = 3;
 /// Payload meaning "no cell" (outside the grid).
 pub(crate) const NO_CELL: u32 = PAYLOAD;
 /// The largest number of cells the table can encode.
@@ -56,6 +57,17 @@ struct EdgeBucket {
     right: u32,
 }
 
+/// One item of a star run. The run's header holds the vertex `V` in `p`, the number of rays
+/// in `n` and the answer for `V` itself in `cell`; each ray item holds the far end of the
+/// ray in `p`, its half-plane around `V` in `n` and, in `cell`, the answer for the sector
+/// that starts at this ray and turns counter-clockwise to the next.
+#[derive(Debug, Clone, Copy)]
+struct StarItem {
+    p: [f64; 2],
+    cell: u32,
+    n: u32,
+}
+
 /// Counts that describe a built bucket table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IndexStats {
@@ -67,6 +79,8 @@ pub struct IndexStats {
     pub pure: usize,
     /// Buckets answered by one orientation test.
     pub one_edge: usize,
+    /// Buckets around one vertex, answered by a few orientation tests.
+    pub star: usize,
     /// Buckets that need exact point-in-polygon tests.
     pub mixed: usize,
     /// Heap bytes of the bucket table and its side tables (not the cells' geometry).
@@ -86,7 +100,10 @@ pub(crate) struct BucketIndex {
     ny: usize,
     table: Vec<u32>,
     edges: Vec<EdgeBucket>,
-    /// Runs of `[n, cell_1 .. cell_n, default]`.
+    /// Runs of a header and its rays.
+    stars: Vec<StarItem>,
+    /// Runs of `[n, (cell, first point, point count) * n, default]`; a point count of 0
+    /// means the cell has several rings and takes the general test.
     mixed: Vec<u32>,
     stats: IndexStats,
 }
@@ -228,6 +245,9 @@ impl BucketIndex {
 
         let mut table = vec![0u32; buckets];
         let mut edges = Vec::new();
+        let mut edge_ids: std::collections::HashMap<[u64; 5], u32> =
+            std::collections::HashMap::new();
+        let mut stars = Vec::new();
         let mut mixed = Vec::new();
         let mut stats = IndexStats {
             nx,
@@ -264,9 +284,27 @@ impl BucketIndex {
                     };
                     let left = side_sample(true).map_or(NO_CELL, |q| first_cover(cands, q));
                     let right = side_sample(false).map_or(NO_CELL, |q| first_cover(cands, q));
-                    table[bucket] = TAG_EDGE << TAG_SHIFT | edges.len() as u32;
-                    edges.push(EdgeBucket { a, b, left, right });
+                    // A segment crosses several buckets with the same answers: share them,
+                    // which keeps the side table small enough to stay in cache.
+                    let key = [
+                        a[0].to_bits(),
+                        a[1].to_bits(),
+                        b[0].to_bits(),
+                        b[1].to_bits(),
+                        u64::from(left) << 32 | u64::from(right),
+                    ];
+                    let at = *edge_ids.entry(key).or_insert_with(|| {
+                        edges.push(EdgeBucket { a, b, left, right });
+                        (edges.len() - 1) as u32
+                    });
+                    table[bucket] = TAG_EDGE << TAG_SHIFT | at;
                     stats.one_edge += 1;
+                    continue;
+                }
+                if let Some(run) = star(shapes, touching, &r, |q| first_cover(cands, q)) {
+                    table[bucket] = TAG_STAR << TAG_SHIFT | stars.len() as u32;
+                    stars.extend_from_slice(&run);
+                    stats.star += 1;
                     continue;
                 }
                 edge_cells.clear();
@@ -276,9 +314,12 @@ impl BucketIndex {
                 let start = mixed.len();
                 mixed.push(0);
                 let mut default = NO_CELL;
+                let mut n = 0;
                 for &c in cands {
                     if edge_cells.binary_search(&c).is_ok() {
-                        mixed.push(c);
+                        let (first, len) = shapes.single_ring(c as usize).unwrap_or((0, 0));
+                        mixed.extend_from_slice(&[c, first, len]);
+                        n += 1;
                     } else if shapes.covers(c as usize, center) {
                         // No edge of c comes near: c covers the whole bucket, and later
                         // cells can never win here.
@@ -286,16 +327,18 @@ impl BucketIndex {
                         break;
                     }
                 }
-                mixed[start] = (mixed.len() - start - 1) as u32;
+                mixed[start] = n;
                 mixed.push(default);
                 table[bucket] = TAG_MIXED << TAG_SHIFT | start as u32;
                 stats.mixed += 1;
             }
         }
         edges.shrink_to_fit();
+        stars.shrink_to_fit();
         mixed.shrink_to_fit();
         stats.bytes = table.capacity() * 4
             + edges.capacity() * std::mem::size_of::<EdgeBucket>()
+            + stars.capacity() * std::mem::size_of::<StarItem>()
             + mixed.capacity() * 4;
         BucketIndex {
             x0: bb[0],
@@ -308,6 +351,7 @@ impl BucketIndex {
             ny,
             table,
             edges,
+            stars,
             mixed,
             stats,
         }
@@ -319,7 +363,9 @@ impl BucketIndex {
 
     /// Whether the payloads fit: the table addresses its side tables with 30 bits.
     pub(crate) fn fits(&self) -> bool {
-        self.edges.len() < PAYLOAD as usize && self.mixed.len() < PAYLOAD as usize
+        self.edges.len() < PAYLOAD as usize
+            && self.stars.len() < PAYLOAD as usize
+            && self.mixed.len() < PAYLOAD as usize
     }
 
     /// The table entry for `p`, or an "outside" entry for points off the bounding box.
@@ -342,26 +388,54 @@ impl BucketIndex {
             TAG_EDGE => {
                 let e = &self.edges[payload as usize];
                 let o = orient(e.a, e.b, p);
-                if o > 0.0 {
-                    e.left
-                } else if o < 0.0 {
-                    e.right
-                } else {
-                    // On the edge: covered by every cell on either side; the first wins.
-                    e.left.min(e.right)
+                // On the edge: covered by every cell on either side; the first wins.
+                let side = if o > 0.0 { e.left } else { e.right };
+                if o == 0.0 { e.left.min(e.right) } else { side }
+            }
+            TAG_STAR => {
+                let start = payload as usize;
+                let head = self.stars[start];
+                let rays = &self.stars[start + 1..start + 1 + head.n as usize];
+                match star_sector(head.p, rays, p) {
+                    Some(Ok(sector)) => rays[sector].cell,
+                    // On ray i: covered by the cells of both sectors beside it.
+                    Some(Err(ray)) => rays[ray]
+                        .cell
+                        .min(rays[(ray + rays.len() - 1) % rays.len()].cell),
+                    // The vertex itself: covered by every cell around it.
+                    None => head.cell,
                 }
             }
             _ => {
                 let start = payload as usize;
                 let n = self.mixed[start] as usize;
-                let run = &self.mixed[start + 1..start + 2 + n];
-                for &c in &run[..n] {
-                    if shapes.covers(c as usize, p) {
+                let run = &self.mixed[start + 1..start + 2 + 3 * n];
+                for item in run[..3 * n].chunks_exact(3) {
+                    let (c, first, len) = (item[0], item[1] as usize, item[2] as usize);
+                    let covered = if len > 0 {
+                        ring_side(&shapes.points[first..first + len], p) != Side::Outside
+                    } else {
+                        shapes.covers(c as usize, p)
+                    };
+                    if covered {
                         return c;
                     }
                 }
-                run[n]
+                run[3 * n]
             }
+        }
+    }
+
+    /// Touches the side-table data an entry will need, so that a batch's cache misses
+    /// overlap instead of coming one after another.
+    #[inline(always)]
+    fn touch(&self, entry: u32) -> u64 {
+        let payload = (entry & PAYLOAD) as usize;
+        match entry >> TAG_SHIFT {
+            TAG_CELL => 0,
+            TAG_EDGE => self.edges[payload].a[0].to_bits(),
+            TAG_STAR => self.stars[payload].p[0].to_bits(),
+            _ => u64::from(self.mixed[payload]),
         }
     }
 
@@ -383,17 +457,34 @@ impl BucketIndex {
         out.clear();
         out.reserve(points.len());
         let mut entries = [0u32; CHUNK];
+        let mut answers = [NO_CELL; CHUNK];
+        let mut pending = [0u8; CHUNK];
+        let mut touched = 0u64;
         for pts in points.chunks(CHUNK) {
+            // Stage 1: every table read of the chunk, back to back.
             for (e, p) in entries.iter_mut().zip(pts) {
                 *e = self.entry([p.lon(), p.lat()]);
             }
-            out.extend(
-                entries
-                    .iter()
-                    .zip(pts)
-                    .map(|(&e, p)| cell_id(self.resolve(shapes, e, [p.lon(), p.lat()]))),
-            );
+            // Stage 2: pure buckets are answered; the rest are listed, without branches.
+            let mut n = 0;
+            for (k, &e) in entries[..pts.len()].iter().enumerate() {
+                answers[k] = e & PAYLOAD;
+                pending[n] = k as u8;
+                n += usize::from(e >> TAG_SHIFT != TAG_CELL);
+            }
+            // Stage 3: the side-table reads of the listed points, back to back.
+            for &k in &pending[..n] {
+                touched ^= self.touch(entries[usize::from(k)]);
+            }
+            // Stage 4: exact tests, on data now in cache.
+            for &k in &pending[..n] {
+                let k = usize::from(k);
+                let p = &pts[k];
+                answers[k] = self.resolve(shapes, entries[k], [p.lon(), p.lat()]);
+            }
+            out.extend(answers[..pts.len()].iter().map(|&a| cell_id(a)));
         }
+        std::hint::black_box(touched);
     }
 }
 
@@ -401,6 +492,138 @@ impl BucketIndex {
 #[inline(always)]
 pub(crate) fn cell_id(answer: u32) -> Option<CellId> {
     (answer != NO_CELL).then_some(CellId(answer))
+}
+
+/// Half-plane of `q` around `v`: 0 for directions in [0, 180) degrees, 1 for [180, 360).
+#[inline(always)]
+fn half(v: [f64; 2], q: [f64; 2]) -> u32 {
+    u32::from(!(q[1] > v[1] || (q[1] == v[1] && q[0] > v[0])))
+}
+
+/// Exact comparison of the directions `v -> a` and `v -> b` by angle from +x.
+#[inline(always)]
+fn angle_cmp(v: [f64; 2], a: [f64; 2], ha: u32, b: [f64; 2], hb: u32) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    if ha != hb {
+        return ha.cmp(&hb);
+    }
+    let o = orient(v, a, b);
+    if o > 0.0 {
+        Less
+    } else if o < 0.0 {
+        Greater
+    } else {
+        Equal
+    }
+}
+
+/// The sector of a star that `p` lies in (`Ok(i)`: between ray i and ray i + 1), the ray it
+/// lies on (`Err(i)`), or `None` for the vertex itself. Rays are sorted by angle.
+#[inline(always)]
+fn star_sector(v: [f64; 2], rays: &[StarItem], p: [f64; 2]) -> Option<Result<usize, usize>> {
+    if p == v {
+        return None;
+    }
+    let hp = half(v, p);
+    let mut sector = rays.len() - 1;
+    for (i, r) in rays.iter().enumerate() {
+        match angle_cmp(v, r.p, r.n, p, hp) {
+            std::cmp::Ordering::Less => sector = i,
+            std::cmp::Ordering::Equal => return Some(Err(i)),
+            std::cmp::Ordering::Greater => break,
+        }
+    }
+    Some(Ok(sector))
+}
+
+/// A star run for a bucket whose touching edges all start at one vertex inside it and end
+/// outside it, with the answer of each sector from an exactly verified sample point. `None`
+/// when the bucket is not such a star or no sample can be verified.
+fn star(
+    shapes: &Shapes,
+    touching: &[(u32, u32)],
+    r: &BBox,
+    answer: impl Fn([f64; 2]) -> u32,
+) -> Option<Vec<StarItem>> {
+    let (a0, b0) = (
+        shapes.points[touching[0].1 as usize],
+        shapes.points[touching[0].1 as usize + 1],
+    );
+    let in_r = |q: [f64; 2]| bbox_contains(r, q);
+    let v = match (in_r(a0), in_r(b0)) {
+        (true, false) => a0,
+        (false, true) => b0,
+        _ => return None,
+    };
+    let mut rays: Vec<StarItem> = Vec::with_capacity(touching.len());
+    for &(_, k) in touching {
+        let (a, b) = (shapes.points[k as usize], shapes.points[k as usize + 1]);
+        let far = if a == v && !in_r(b) {
+            b
+        } else if b == v && !in_r(a) {
+            a
+        } else {
+            return None;
+        };
+        rays.push(StarItem {
+            p: far,
+            cell: NO_CELL,
+            n: half(v, far),
+        });
+    }
+    rays.sort_by(|x, y| angle_cmp(v, x.p, x.n, y.p, y.n));
+    // Rays in one direction coincide inside the bucket (shared edges, collinear overlaps).
+    rays.dedup_by(|x, y| angle_cmp(v, x.p, x.n, y.p, y.n) == std::cmp::Ordering::Equal);
+    if rays.len() < 2 {
+        return None;
+    }
+    // Room around v inside the bucket for sample points.
+    let room = (v[0] - r[0])
+        .min(r[2] - v[0])
+        .min(v[1] - r[1])
+        .min(r[3] - v[1])
+        * 0.5;
+    if room <= 0.0 {
+        return None;
+    }
+    let unit = |q: [f64; 2]| {
+        let (dx, dy) = (q[0] - v[0], q[1] - v[1]);
+        let len = dx.hypot(dy);
+        [dx / len, dy / len]
+    };
+    let k = rays.len();
+    let mut min_all = NO_CELL;
+    for i in 0..k {
+        let (ra, rb) = (rays[i].p, rays[(i + 1) % k].p);
+        let (ua, ub) = (unit(ra), unit(rb));
+        let o = orient(v, ra, rb);
+        let d = if k == 2 && o == 0.0 {
+            // Two opposite rays: the sector is a half-plane, left of the first ray.
+            [-ua[1], ua[0]]
+        } else if o > 0.0 {
+            [ua[0] + ub[0], ua[1] + ub[1]]
+        } else {
+            [-(ua[0] + ub[0]), -(ua[1] + ub[1])]
+        };
+        let len = d[0].hypot(d[1]);
+        if len <= 1e-9 {
+            return None;
+        }
+        let sample = [v[0] + d[0] / len * room, v[1] + d[1] / len * room];
+        if !in_r(sample) || star_sector(v, &rays, sample) != Some(Ok(i)) {
+            return None;
+        }
+        rays[i].cell = answer(sample);
+        min_all = min_all.min(rays[i].cell);
+    }
+    let mut run = Vec::with_capacity(k + 1);
+    run.push(StarItem {
+        p: v,
+        cell: min_all,
+        n: k as u32,
+    });
+    run.extend(rays);
+    Some(run)
 }
 
 /// The one straight segment behind all edges touching the bucket, if there is exactly one

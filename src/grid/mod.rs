@@ -280,10 +280,6 @@ impl Grid {
     pub fn build_time(&self) -> Duration {
         self.build_time
     }
-
-    pub(crate) fn shapes(&self) -> &Shapes {
-        &self.shapes
-    }
 }
 
 impl std::ops::Index<CellId> for Grid {

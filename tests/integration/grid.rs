@@ -1,0 +1,442 @@
+//! The grid from the outside: GeoJSON input and its errors, and `locate` against brute
+//! force on random grids with shared edges, overlaps, holes and multipolygons.
+
+use proptest::prelude::*;
+use wangge::{Cell, CellProblemKind, Grid, GridError, Location, Polygon};
+
+fn feature(id: &str, geometry: &str) -> String {
+    format!(r#"{{"type": "Feature", "properties": {{"id": "{id}"}}, "geometry": {geometry}}}"#)
+}
+
+fn collection(features: &[String]) -> String {
+    format!(
+        r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
+        features.join(",")
+    )
+}
+
+const SQUARE: &str = r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1, 36], [120.1, 36.1], [120, 36.1], [120, 36]]]}"#;
+
+/// The problems of a refused grid, as (feature index, kind).
+fn problems(text: &str) -> Vec<(usize, CellProblemKind)> {
+    match Grid::from_geojson(text) {
+        Err(GridError::Cells(ps)) => ps.into_iter().map(|p| (p.index, p.kind)).collect(),
+        other => panic!("expected cell problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn not_json_and_not_a_collection() {
+    assert!(matches!(
+        Grid::from_geojson("{ nope"),
+        Err(GridError::Json { .. })
+    ));
+    assert!(matches!(
+        Grid::from_geojson(SQUARE),
+        Err(GridError::NotFeatureCollection { .. })
+    ));
+    assert!(matches!(
+        Grid::from_geojson("[1, 2]"),
+        Err(GridError::NotFeatureCollection { .. })
+    ));
+    assert!(matches!(
+        Grid::from_geojson(&collection(&[])),
+        Err(GridError::Empty)
+    ));
+    // Numbers beyond f64 are refused by the reader, not turned into infinities.
+    let huge = SQUARE.replace("120.1, 36]", "1e999, 36]");
+    assert!(matches!(
+        Grid::from_geojson(&collection(&[feature("a", &huge)])),
+        Err(GridError::Json { .. })
+    ));
+}
+
+#[test]
+fn ids_missing_non_string_and_duplicate() {
+    let missing = format!(r#"{{"type": "Feature", "properties": {{}}, "geometry": {SQUARE}}}"#);
+    let no_props = format!(r#"{{"type": "Feature", "geometry": {SQUARE}}}"#);
+    let number =
+        format!(r#"{{"type": "Feature", "properties": {{"id": 7}}, "geometry": {SQUARE}}}"#);
+    let bad_parent = format!(
+        r#"{{"type": "Feature", "properties": {{"id": "p", "street": 3}}, "geometry": {SQUARE}}}"#
+    );
+    let text = collection(&[
+        feature("a", SQUARE),
+        missing,
+        no_props,
+        number,
+        feature("a", SQUARE),
+        bad_parent,
+    ]);
+    let ps = problems(&text);
+    assert!(matches!(ps[0], (1, CellProblemKind::MissingId)), "{ps:?}");
+    assert!(matches!(ps[1], (2, CellProblemKind::MissingId)), "{ps:?}");
+    assert!(
+        matches!(&ps[2], (3, CellProblemKind::NonStringId { found }) if found == "7"),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[3], (4, CellProblemKind::DuplicateId { first: 0 })),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[4], (5, CellProblemKind::BadProperty { name: "street" })),
+        "{ps:?}"
+    );
+    assert_eq!(ps.len(), 5);
+}
+
+#[test]
+fn geometry_of_the_wrong_kind_or_empty() {
+    let point = r#"{"type": "Point", "coordinates": [120, 36]}"#;
+    let empty_poly = r#"{"type": "Polygon", "coordinates": []}"#;
+    let empty_multi = r#"{"type": "MultiPolygon", "coordinates": []}"#;
+    let garbage = r#"{"type": "Polygon", "coordinates": "x"}"#;
+    let short_pos =
+        r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1], [120.1, 36.1], [120, 36]]]}"#;
+    let null = r#"null"#;
+    let ps = problems(&collection(&[
+        feature("pt", point),
+        feature("e1", empty_poly),
+        feature("e2", empty_multi),
+        feature("g", garbage),
+        feature("s", short_pos),
+        feature("n", null),
+    ]));
+    assert!(
+        matches!(&ps[0], (0, CellProblemKind::NotPolygon { found }) if found == "Point"),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[1], (1, CellProblemKind::EmptyGeometry)),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[2], (2, CellProblemKind::EmptyGeometry)),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[3], (3, CellProblemKind::BadGeometry { .. })),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(
+            ps[4],
+            (4, CellProblemKind::ShortPosition { position: 1, .. })
+        ),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[5], (5, CellProblemKind::BadGeometry { .. })),
+        "{ps:?}"
+    );
+    assert_eq!(ps.len(), 6);
+}
+
+#[test]
+fn rings_short_open_out_of_range_and_self_intersecting() {
+    let short = r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1, 36], [120, 36]]]}"#;
+    let open = r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1, 36], [120.1, 36.1], [120, 36.1]]]}"#;
+    let range =
+        r#"{"type": "Polygon", "coordinates": [[[120, 36], [190, 36], [120.1, 36.1], [120, 36]]]}"#;
+    let bowtie = r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1, 36.1], [120.1, 36], [120, 36.1], [120, 36]]]}"#;
+    let bad_hole = r#"{"type": "Polygon", "coordinates": [[[120, 36], [120.1, 36], [120.1, 36.1], [120, 36.1], [120, 36]],
+                                                           [[120.02, 36.02], [120.03, 36.02], [120.02, 36.02]]]}"#;
+    let ps = problems(&collection(&[
+        feature("short", short),
+        feature("open", open),
+        feature("range", range),
+        feature("bowtie", bowtie),
+        feature("hole", bad_hole),
+        feature("fine", SQUARE),
+    ]));
+    assert!(
+        matches!(
+            ps[0],
+            (0, CellProblemKind::RingTooShort { positions: 3, .. })
+        ),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[1], (1, CellProblemKind::RingNotClosed { .. })),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[2], (2, CellProblemKind::OutOfRange { position: 1, lon, .. }) if lon == 190.0),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(
+            ps[3],
+            (
+                3,
+                CellProblemKind::SelfIntersection {
+                    first: 0,
+                    second: 2,
+                    ..
+                }
+            )
+        ),
+        "{ps:?}"
+    );
+    assert!(
+        matches!(ps[4], (4, CellProblemKind::RingTooShort { at, .. }) if at.polygon == 0 && at.ring == 1),
+        "{ps:?}"
+    );
+    assert_eq!(ps.len(), 5);
+    // Every problem names its feature in the message, too.
+    let msg = Grid::from_geojson(&collection(&[feature("bowtie", bowtie)]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("feature 0")
+            && msg.contains("\"bowtie\"")
+            && msg.contains("intersects itself"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn cells_built_in_code_are_checked_the_same_way() {
+    let nan = Cell::new(
+        "nan",
+        vec![Polygon::new(vec![
+            [0.0, 0.0],
+            [f64::NAN, 0.0],
+            [1.0, 1.0],
+            [0.0, 0.0],
+        ])],
+    );
+    let empty = Cell::new("empty", vec![]);
+    match Grid::new(vec![nan, empty]) {
+        Err(GridError::Cells(ps)) => {
+            assert!(
+                matches!(ps[0].kind, CellProblemKind::NonFinite { position: 1, .. }),
+                "{ps:?}"
+            );
+            assert!(
+                matches!(ps[1].kind, CellProblemKind::EmptyGeometry),
+                "{ps:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(Grid::new(vec![]), Err(GridError::Empty)));
+}
+
+#[test]
+fn geojson_round_trip_keeps_cells_exactly() {
+    let cells = random_grid(5, 4, 7, true);
+    let grid = Grid::new(cells.clone()).unwrap();
+    let back = Grid::from_geojson(&grid.to_geojson()).unwrap();
+    assert_eq!(back.cells(), &cells[..]);
+}
+
+/// A deterministic pseudo-random stream (xorshift), for building fixtures from a seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A jittered lattice of `cols * rows` quads sharing exact vertices, some split into two
+/// triangles, some merged pairs as MultiPolygons are not needed for sharing; then extra
+/// overlapping cells (a rectangle early in the order and one late) and a cell with a hole
+/// that nothing fills.
+fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool) -> Vec<Cell> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let (x0, y0, dx, dy) = (120.0, 36.0, 0.01, 0.008);
+    let mut v = vec![[0.0; 2]; (cols + 1) * (rows + 1)];
+    for j in 0..=rows {
+        for i in 0..=cols {
+            let inner = i > 0 && j > 0 && i < cols && j < rows;
+            let (jx, jy) = if inner {
+                ((rng.unit() - 0.5) * 0.5 * dx, (rng.unit() - 0.5) * 0.5 * dy)
+            } else {
+                (0.0, 0.0)
+            };
+            v[j * (cols + 1) + i] = [x0 + i as f64 * dx + jx, y0 + j as f64 * dy + jy];
+        }
+    }
+    let at = |i: usize, j: usize| v[j * (cols + 1) + i];
+    let mut cells = Vec::new();
+    if extras {
+        // Overlaps the middle of the grid and comes first: it wins there, edges included.
+        cells.push(Cell::new(
+            "early",
+            vec![Polygon::rect(
+                [x0 + 1.3 * dx, y0 + 1.2 * dy],
+                [x0 + 2.6 * dx, y0 + 2.5 * dy],
+            )],
+        ));
+    }
+    for j in 0..rows {
+        for i in 0..cols {
+            let (a, b, c, d) = (at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1));
+            let name = format!("q{i}-{j}");
+            match rng.next() % 5 {
+                0 => {
+                    cells.push(Cell::new(
+                        format!("{name}a"),
+                        vec![Polygon::new(vec![a, b, c, a])],
+                    ));
+                    cells.push(Cell::new(
+                        format!("{name}b"),
+                        vec![Polygon::new(vec![a, c, d, a])],
+                    ));
+                }
+                1 if extras => {
+                    // A hole in the middle that no cell fills.
+                    let m = [(a[0] + c[0]) / 2.0, (a[1] + c[1]) / 2.0];
+                    let (hx, hy) = (dx * 0.1, dy * 0.1);
+                    let hole = vec![
+                        [m[0] - hx, m[1] - hy],
+                        [m[0] - hx, m[1] + hy],
+                        [m[0] + hx, m[1] + hy],
+                        [m[0] + hx, m[1] - hy],
+                        [m[0] - hx, m[1] - hy],
+                    ];
+                    cells.push(Cell::new(
+                        name,
+                        vec![Polygon {
+                            exterior: vec![a, b, c, d, a],
+                            holes: vec![hole],
+                        }],
+                    ));
+                }
+                _ => cells.push(Cell::new(name, vec![Polygon::new(vec![a, b, c, d, a])])),
+            }
+        }
+    }
+    if extras {
+        // Overlaps and sticks out of the grid, comes last: it only wins where nothing else is.
+        let p1 = Polygon::rect(
+            [x0 - 0.5 * dx, y0 + 0.5 * dy],
+            [x0 + 0.7 * dx, y0 + 1.5 * dy],
+        );
+        let p2 = Polygon::rect(
+            [x0 + cols as f64 * dx - 0.3 * dx, y0 - 0.4 * dy],
+            [x0 + cols as f64 * dx + 0.4 * dx, y0 + 0.4 * dy],
+        );
+        cells.push(Cell::new("late-multi", vec![p1, p2]));
+    }
+    cells
+}
+
+/// Points that stress the rules: vertices, points on edges, ulp nudges, interior, outside.
+fn probe_points(cells: &[Cell], rng: &mut Rng, n: usize) -> Vec<Location> {
+    let verts: Vec<[f64; 2]> = cells
+        .iter()
+        .flat_map(|c| &c.polygons)
+        .flat_map(|p| p.rings())
+        .flatten()
+        .copied()
+        .collect();
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+    for v in &verts {
+        for k in 0..2 {
+            lo[k] = lo[k].min(v[k]);
+            hi[k] = hi[k].max(v[k]);
+        }
+    }
+    let nudge = |x: f64, steps: i64| f64::from_bits((x.to_bits() as i64 + steps) as u64);
+    (0..n)
+        .map(|_| {
+            let v = verts[(rng.next() % verts.len() as u64) as usize];
+            let w = verts[(rng.next() % verts.len() as u64) as usize];
+            let p = match rng.next() % 6 {
+                0 => v,
+                1 => [
+                    nudge(v[0], (rng.next() % 5) as i64 - 2),
+                    nudge(v[1], (rng.next() % 5) as i64 - 2),
+                ],
+                // On the axis-parallel lines through vertices: exactly on lattice borders.
+                2 => [v[0], lo[1] + rng.unit() * (hi[1] - lo[1])],
+                3 => [lo[0] + rng.unit() * (hi[0] - lo[0]), v[1]],
+                // Between two vertices: on or a rounding away from sloped edges.
+                4 => {
+                    let t = rng.unit();
+                    [v[0] + t * (w[0] - v[0]), v[1] + t * (w[1] - v[1])]
+                }
+                _ => [
+                    lo[0] - 0.01 + rng.unit() * (hi[0] - lo[0] + 0.02),
+                    lo[1] - 0.01 + rng.unit() * (hi[1] - lo[1] + 0.02),
+                ],
+            };
+            Location::new(p[0], p[1]).unwrap()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `locate` (single and batch) and the R-tree path give the brute-force answer: the
+    /// first cell in input order whose closed area covers the point.
+    #[test]
+    fn locate_equals_brute_force(cols in 1usize..9, rows in 1usize..9, seed in any::<u64>(), extras in any::<bool>()) {
+        let cells = random_grid(cols, rows, seed, extras);
+        let grid = Grid::new(cells.clone()).unwrap();
+        let mut rng = Rng(seed | 1);
+        let pts = probe_points(&cells, &mut rng, 600);
+        let mut many = Vec::new();
+        grid.locate_many(&pts, &mut many);
+        prop_assert_eq!(many.len(), pts.len());
+        for (p, got) in pts.iter().zip(&many) {
+            let want = grid.locate_brute_force(*p);
+            prop_assert_eq!(grid.locate(*p), want, "{:?}", p);
+            prop_assert_eq!(*got, want, "{:?}", p);
+            prop_assert_eq!(grid.locate_rtree(*p), want, "{:?}", p);
+            if let Some(id) = want {
+                prop_assert!(grid.covers(id, *p));
+                // Nothing earlier covers it: the tie-break rule.
+                prop_assert!(grid.ids().take(id.index()).all(|e| !grid.covers(e, *p)));
+            }
+        }
+    }
+}
+
+#[test]
+fn shared_edges_go_to_the_first_cell_and_holes_are_outside() {
+    let hole = vec![[0.4, 0.4], [0.6, 0.4], [0.6, 0.6], [0.4, 0.6], [0.4, 0.4]];
+    let grid = Grid::new(vec![
+        Cell::new("b", vec![Polygon::rect([1.0, 0.0], [2.0, 1.0])]),
+        Cell::new(
+            "a",
+            vec![Polygon {
+                exterior: Polygon::rect([0.0, 0.0], [1.0, 1.0]).exterior,
+                holes: vec![hole],
+            }],
+        ),
+    ])
+    .unwrap();
+    let name = |x: f64, y: f64| {
+        grid.locate(Location::new(x, y).unwrap())
+            .map(|id| grid[id].name.clone())
+    };
+    assert_eq!(
+        name(1.0, 0.5).as_deref(),
+        Some("b"),
+        "shared edge: first in input order"
+    );
+    assert_eq!(name(1.0, 1.0).as_deref(), Some("b"), "shared vertex");
+    assert_eq!(name(0.5, 0.5), None, "in the hole");
+    assert_eq!(
+        name(0.4, 0.5).as_deref(),
+        Some("a"),
+        "on the hole's boundary"
+    );
+    assert_eq!(
+        name(f64::from_bits(1.0f64.to_bits() - 1), 0.5).as_deref(),
+        Some("a"),
+        "one ulp left of the edge"
+    );
+    assert_eq!(name(2.0 + 1e-12, 0.5), None, "1e-12 outside");
+}
