@@ -485,7 +485,7 @@ impl super::Grid {
     /// union of all cells (a sweep), one difference with the boundary.
     pub fn audit(&self, boundary: Option<&Jurisdiction>) -> AuditReport {
         let started = Instant::now();
-        let shapes = self.shapes();
+        let shapes = &self.shapes;
         let n = self.len();
 
         // Flat rings of the cells, then of the boundary, noded together.
