@@ -28,6 +28,7 @@ use super::cell::{CellId, Polygon, Ring};
 use super::error::CellProblemKind;
 use super::neighbours::{FlatRings, vertices_inside_segments};
 use super::validate;
+use geo::bool_ops::FillRule;
 use geo::{BooleanOps, InteriorPoint, Validation};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -564,12 +565,20 @@ impl super::Grid {
         let covered_area_m2: f64 = union.iter().map(area_m2).sum();
         let cell_area_m2: f64 = cell_geo.iter().flat_map(|m| m.iter()).map(area_m2).sum();
 
+        // One overlay each against all the cells' rings, not against `union`: the union's
+        // output has been rounded to its own integer lattice, and feeding it into a second
+        // operation would misplace shared boundaries by that rounding and show slivers.
+        // Rings are wound consistently, so the positive fill rule covers overlaps too.
         let (gaps, outside, boundary_area_m2) = match &boundary_geo {
-            Some(b) => (
-                regions(&b.difference(&union)),
-                regions(&union.difference(b)),
-                Some(b.iter().map(area_m2).sum()),
-            ),
+            Some(b) => {
+                let all =
+                    GeoMulti::new(cell_geo.iter().flat_map(|m| m.0.iter().cloned()).collect());
+                (
+                    regions(&b.difference_with_fill_rule(&all, FillRule::Positive)),
+                    regions(&all.difference_with_fill_rule(b, FillRule::Positive)),
+                    Some(b.iter().map(area_m2).sum()),
+                )
+            }
             None => (holes_of(&union), Vec::new(), None),
         };
 
