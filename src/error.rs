@@ -17,4 +17,7 @@ pub enum Error {
     /// An id passed to a city lookup does not belong to the city.
     #[error(transparent)]
     UnknownId(#[from] crate::city::UnknownId),
+    /// A jurisdiction boundary could not be read.
+    #[error(transparent)]
+    Jurisdiction(#[from] crate::grid::JurisdictionError),
 }

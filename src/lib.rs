@@ -58,6 +58,7 @@ pub use city::{
 pub use error::Error;
 pub use grid::generate;
 pub use grid::{
-    BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError, IndexStats,
-    Location, LocationError, Polygon, Ring, RingRef,
+    AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
+    IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
+    NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
 };

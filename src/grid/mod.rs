@@ -17,6 +17,7 @@
 //! exact: coordinate comparisons and adaptive-precision orientation, so answers agree with
 //! GEOS `covers` even for points on edges or a hair (1e-12 degrees) off them.
 
+mod audit;
 mod cell;
 mod error;
 pub mod generate;
@@ -24,12 +25,17 @@ mod geojson;
 pub(crate) mod geometry;
 mod index;
 mod location;
+mod neighbours;
 mod validate;
 
+pub use audit::{
+    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, NEGLIGIBLE_AREA_M2, Overlap, Region,
+};
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
 pub use index::{BUCKETS_PER_CELL, IndexStats};
 pub use location::{Location, LocationError};
+pub use neighbours::{NeighbourStats, RingBuf};
 
 use geometry::Shapes;
 use index::{BucketIndex, EnvelopeTree, MAX_CELLS, NO_CELL, cell_id};
@@ -64,6 +70,7 @@ pub struct Grid {
     shapes: Shapes,
     buckets: BucketIndex,
     tree: EnvelopeTree,
+    adjacency: neighbours::Adjacency,
     build_time: Duration,
 }
 
@@ -105,6 +112,7 @@ impl Grid {
             return Err(GridError::TooLarge { count: cells.len() });
         }
         let tree = EnvelopeTree::build(&shapes);
+        let adjacency = neighbours::Adjacency::build(&shapes);
         let by_name = cells
             .iter()
             .enumerate()
@@ -116,6 +124,7 @@ impl Grid {
             shapes,
             buckets,
             tree,
+            adjacency,
             build_time: started.elapsed(),
         })
     }

@@ -2,3 +2,4 @@
 
 mod city;
 mod grid;
+mod topo;
