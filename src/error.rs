@@ -11,4 +11,10 @@ pub enum Error {
     /// A coordinate pair is not a valid location.
     #[error(transparent)]
     Location(#[from] crate::grid::LocationError),
+    /// A city config could not be read or built.
+    #[error(transparent)]
+    Config(#[from] crate::city::ConfigError),
+    /// An id passed to a city lookup does not belong to the city.
+    #[error(transparent)]
+    UnknownId(#[from] crate::city::UnknownId),
 }

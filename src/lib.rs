@@ -39,9 +39,22 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+mod city;
 mod error;
 mod grid;
 
+pub use city::{
+    Admission, AdmissionTrace, Agency, AgencyConfig, AgencyId, Category, CategoryConfig,
+    CategoryId, Chain, City, CityConfig, CommunityConfig, ConfigError, ConfigProblem,
+    ConfigProblemKind, DEFAULT_MAX_ORGANS, DeadlineConfig, Department, DepartmentConfig,
+    DepartmentId, DistrictConfig, DutyLevel, DutyList, DutyListsConfig, DutyOverrideConfig,
+    Escalation, Explained, Holder, MAX_CAPACITY, MAX_ORGAN_LIMIT, MAX_ROLES, MandatoryOrgan,
+    OrgEdge, OrgGraph, OrgNode, Organ, OrganConfig, OrganId, OrganKind, Platform, Priority,
+    Refusal, Role, RoleConfig, RoleInfo, RoleSet, ServiceItem, ServiceItemConfig, ServiceItemId,
+    ServicePoint, ServicePointConfig, ServicePointId, StreetConfig, Unit, UnitConfig, UnitId,
+    UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, demo_city, demo_city_grid,
+    demo_config, demo_config_for,
+};
 pub use error::Error;
 pub use grid::generate;
 pub use grid::{

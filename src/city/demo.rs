@@ -1,0 +1,1115 @@
+//! The built-in demo city: a Qingdao-like city that examples and tests use.
+//!
+//! [`demo_config_for`] derives the units from any grid whose cells name their district,
+//! street office and community, and fills in the rest as a command center would: the
+//! organs of every street office (real names, within each district's organ limit), district
+//! departments, agencies sent down by vertical departments, a catalogue across the four
+//! platforms with realistic deadlines, duty lists with a few per-unit overrides, service
+//! points and a few hundred multi-role workers. Everything is deterministic.
+
+use std::collections::HashMap;
+
+use super::config::{
+    AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS, DeadlineConfig,
+    DepartmentConfig, DistrictConfig, DutyLevel, DutyListsConfig, DutyOverrideConfig,
+    MandatoryOrgan, OrganConfig, OrganKind, Platform, Priority, RoleConfig, ServiceItemConfig,
+    ServicePointConfig, StreetConfig, UnitConfig, WorkerConfig, WorkerKind,
+};
+use super::error::{ConfigError, ConfigProblem, ConfigProblemKind};
+use super::model::City;
+use crate::grid::{Cell, CellId, Grid, Location, Polygon};
+
+/// Roles: (id, name).
+const ROLES: [(&str, &str); 13] = [
+    ("public_order", "综治"),
+    ("justice", "司法"),
+    ("police", "公安"),
+    ("urban_management", "城管"),
+    ("emergency", "应急"),
+    ("petition", "信访"),
+    ("ethnic_religious", "民宗"),
+    ("civil_affairs", "民政"),
+    ("party_building", "党建"),
+    ("market", "市场监管"),
+    ("housing", "住建"),
+    ("health", "卫健"),
+    ("service", "便民服务"),
+];
+
+/// District departments: (key, name after the district's name, key reported to).
+const DEPARTMENTS: [(&str, &str, Option<&str>); 15] = [
+    ("org", "委组织部", None),
+    ("cg", "城市管理局", None),
+    ("zf", "综合行政执法局", None),
+    ("zfdd", "综合行政执法大队", Some("zf")),
+    ("mz", "民政局", None),
+    ("sp", "行政审批服务局", None),
+    ("yj", "应急管理局", None),
+    ("xf", "信访局", None),
+    ("sf", "司法局", None),
+    ("zj", "住房和城乡建设局", None),
+    ("sj", "市场监督管理局", None),
+    ("wj", "卫生健康局", None),
+    ("mzj", "民族宗教事务局", None),
+    ("zfw", "委政法委", None),
+    ("ga", "公安分局", None),
+];
+
+/// Street organs, mandatory first so that a low organ limit keeps them: (key, name, kind,
+/// mandatory, platform, department keys).
+type OrganRow = (
+    &'static str,
+    &'static str,
+    OrganKind,
+    Option<MandatoryOrgan>,
+    Option<Platform>,
+    &'static [&'static str],
+);
+const ORGANS: [OrganRow; 11] = [
+    (
+        "dj",
+        "党建工作办公室",
+        OrganKind::Internal,
+        Some(MandatoryOrgan::PartyBuildingOffice),
+        Some(Platform::PartyBuilding),
+        &["org"],
+    ),
+    (
+        "zf",
+        "综合行政执法办公室",
+        OrganKind::Internal,
+        Some(MandatoryOrgan::LawEnforcementOffice),
+        Some(Platform::LawEnforcement),
+        &["zf", "cg"],
+    ),
+    (
+        "bm",
+        "便民服务中心",
+        OrganKind::Institution,
+        Some(MandatoryOrgan::PublicServiceCenter),
+        Some(Platform::PublicService),
+        &["sp", "mz"],
+    ),
+    (
+        "zz",
+        "综合治理中心",
+        OrganKind::Institution,
+        Some(MandatoryOrgan::GovernanceCenter),
+        Some(Platform::Governance),
+        &["zfw", "xf", "sf"],
+    ),
+    (
+        "ca",
+        "城市管理办公室",
+        OrganKind::Internal,
+        None,
+        Some(Platform::LawEnforcement),
+        &["cg", "zj"],
+    ),
+    (
+        "sw",
+        "社会事务办公室",
+        OrganKind::Internal,
+        None,
+        Some(Platform::PublicService),
+        &["mz", "wj"],
+    ),
+    (
+        "pa",
+        "平安建设办公室",
+        OrganKind::Internal,
+        None,
+        Some(Platform::Governance),
+        &["yj", "zfw", "mzj"],
+    ),
+    ("dz", "党政办公室", OrganKind::Internal, None, None, &[]),
+    (
+        "jj",
+        "经济发展办公室",
+        OrganKind::Internal,
+        None,
+        None,
+        &["sj"],
+    ),
+    (
+        "ty",
+        "退役军人服务站",
+        OrganKind::Institution,
+        None,
+        Some(Platform::PublicService),
+        &["mz"],
+    ),
+    (
+        "cs",
+        "财政审计中心",
+        OrganKind::Institution,
+        None,
+        None,
+        &[],
+    ),
+];
+
+/// Agencies per street office: (key, name suffix, sending department key, platform).
+const AGENCIES: [(&str, &str, &str, Platform); 3] = [
+    ("pcs", "派出所", "ga", Platform::Governance),
+    ("sfs", "司法所", "sf", Platform::Governance),
+    ("scjgs", "市场监管所", "sj", Platform::LawEnforcement),
+];
+
+/// Service items: (id, name).
+const SERVICE_ITEMS: [(&str, &str); 5] = [
+    ("licence", "营业执照办理"),
+    ("social_insurance", "社保医保办理"),
+    ("residence_permit", "居住证办理"),
+    ("elderly_card", "老年优待证办理"),
+    ("party_transfer", "党组织关系转接"),
+];
+
+/// Deadlines in hours: urgent, high, normal, low.
+type Hours = [f64; 4];
+
+/// Which default lists hold a category.
+#[derive(Clone, Copy, PartialEq)]
+enum Lists {
+    /// Community and street office (the street office takes it where a community may not).
+    Both,
+    /// Street office only.
+    Street,
+    /// Neither: the owning department holds it (or a per-unit override adds it).
+    None,
+}
+
+/// The catalogue: (code, name, platform, roles, level, owning department key, deadlines,
+/// default lists, service item).
+type CategoryRow = (
+    &'static str,
+    &'static str,
+    Platform,
+    &'static [&'static str],
+    DutyLevel,
+    &'static str,
+    Hours,
+    Lists,
+    Option<&'static str>,
+);
+const CATEGORIES: [CategoryRow; 26] = {
+    use DutyLevel::{Community, District, Grid, Street};
+    use Platform::{
+        Governance as Gov, LawEnforcement as Law, PartyBuilding as Party, PublicService as Svc,
+    };
+    [
+        (
+            "ZF-01",
+            "暴露垃圾",
+            Law,
+            &["urban_management"],
+            Grid,
+            "cg",
+            [1.0, 2.0, 4.0, 8.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "ZF-02",
+            "违章停车",
+            Law,
+            &["urban_management", "police"],
+            Street,
+            "zf",
+            [0.5, 1.0, 2.0, 4.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-03",
+            "井盖破损缺失",
+            Law,
+            &["urban_management"],
+            Street,
+            "cg",
+            [2.0, 24.0, 72.0, 168.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-04",
+            "占道经营",
+            Law,
+            &["urban_management"],
+            Street,
+            "zf",
+            [1.0, 4.0, 24.0, 48.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-05",
+            "私搭乱建",
+            Law,
+            &["urban_management", "housing"],
+            Street,
+            "zfdd",
+            [24.0, 72.0, 168.0, 336.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-06",
+            "路灯不亮",
+            Law,
+            &["urban_management"],
+            Street,
+            "cg",
+            [4.0, 24.0, 72.0, 168.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-07",
+            "违规户外广告",
+            Law,
+            &["urban_management"],
+            District,
+            "cg",
+            [24.0, 72.0, 168.0, 336.0],
+            Lists::None,
+            None,
+        ),
+        (
+            "ZF-08",
+            "道路破损",
+            Law,
+            &["urban_management", "housing"],
+            Street,
+            "zj",
+            [4.0, 48.0, 120.0, 240.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZF-09",
+            "食品安全投诉",
+            Law,
+            &["market"],
+            Street,
+            "sj",
+            [2.0, 24.0, 72.0, 168.0],
+            Lists::None,
+            None,
+        ),
+        (
+            "ZF-10",
+            "乱贴乱画",
+            Law,
+            &["urban_management"],
+            Grid,
+            "cg",
+            [2.0, 4.0, 12.0, 24.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "ZZ-01",
+            "邻里纠纷",
+            Gov,
+            &["justice", "public_order"],
+            Community,
+            "sf",
+            [2.0, 24.0, 72.0, 168.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "ZZ-02",
+            "信访诉求",
+            Gov,
+            &["petition"],
+            Street,
+            "xf",
+            [24.0, 72.0, 360.0, 720.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZZ-03",
+            "消防安全隐患",
+            Gov,
+            &["emergency", "public_order"],
+            Grid,
+            "yj",
+            [1.0, 4.0, 24.0, 72.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "ZZ-04",
+            "治安隐患",
+            Gov,
+            &["police", "public_order"],
+            Community,
+            "ga",
+            [1.0, 4.0, 24.0, 72.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "ZZ-05",
+            "物业纠纷",
+            Gov,
+            &["justice", "housing"],
+            Community,
+            "zj",
+            [24.0, 72.0, 168.0, 336.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZZ-06",
+            "民族宗教事务",
+            Gov,
+            &["ethnic_religious"],
+            Street,
+            "mzj",
+            [4.0, 24.0, 72.0, 168.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZZ-07",
+            "安全生产隐患",
+            Gov,
+            &["emergency"],
+            Street,
+            "yj",
+            [1.0, 8.0, 48.0, 120.0],
+            Lists::Street,
+            None,
+        ),
+        (
+            "ZZ-08",
+            "群租房隐患",
+            Gov,
+            &["police", "housing"],
+            Community,
+            "ga",
+            [4.0, 24.0, 72.0, 168.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "FW-01",
+            "老人帮扶",
+            Svc,
+            &["civil_affairs", "service"],
+            Grid,
+            "mz",
+            [2.0, 8.0, 24.0, 72.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "FW-02",
+            "营业执照咨询",
+            Svc,
+            &["service"],
+            Street,
+            "sp",
+            [4.0, 8.0, 24.0, 72.0],
+            Lists::Street,
+            Some("licence"),
+        ),
+        (
+            "FW-03",
+            "社保医保办理",
+            Svc,
+            &["service"],
+            Street,
+            "sp",
+            [4.0, 8.0, 24.0, 72.0],
+            Lists::Street,
+            Some("social_insurance"),
+        ),
+        (
+            "FW-04",
+            "残疾人帮扶",
+            Svc,
+            &["civil_affairs"],
+            Community,
+            "mz",
+            [4.0, 24.0, 72.0, 168.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "FW-05",
+            "低保申请协助",
+            Svc,
+            &["civil_affairs"],
+            Community,
+            "mz",
+            [24.0, 72.0, 168.0, 336.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "FW-06",
+            "居住证办理",
+            Svc,
+            &["service", "police"],
+            Street,
+            "ga",
+            [8.0, 24.0, 72.0, 168.0],
+            Lists::Street,
+            Some("residence_permit"),
+        ),
+        (
+            "DJ-01",
+            "党员服务需求",
+            Party,
+            &["party_building"],
+            Community,
+            "org",
+            [4.0, 24.0, 72.0, 168.0],
+            Lists::Both,
+            None,
+        ),
+        (
+            "DJ-02",
+            "党组织关系转接",
+            Party,
+            &["party_building"],
+            Street,
+            "org",
+            [24.0, 72.0, 168.0, 336.0],
+            Lists::Street,
+            Some("party_transfer"),
+        ),
+    ]
+};
+
+/// Street offices, communities and districts of the stand-in demo grid.
+const DEMO_DISTRICTS: [(&str, &[&str], bool); 4] = [
+    (
+        "市南区",
+        &["八大关街道", "湛山街道", "香港中路街道", "金门路街道"],
+        false,
+    ),
+    ("市北区", &["台东街道", "辽宁路街道", "登州路街道"], false),
+    (
+        "李沧区",
+        &["李村街道", "虎山路街道", "浮山路街道", "沧口街道"],
+        false,
+    ),
+    ("城阳区", &["城阳街道", "流亭街道", "夏庄街道"], true),
+];
+const COMMUNITIES_PER_STREET: usize = 7;
+/// Each community is a block of `BLOCK_W x BLOCK_H` cells; a street office is a column of
+/// community blocks; districts sit side by side, west to east.
+const BLOCK_W: usize = 5;
+const BLOCK_H: usize = 6;
+const CELL_DEG: f64 = 0.005;
+const ORIGIN: [f64; 2] = [120.30, 36.05];
+
+/// The grid of the demo city: about 3,000 cells of 0.005 degrees over Qingdao's urban
+/// districts, each naming its district, street office and community.
+pub fn demo_city_grid() -> Grid {
+    let streets: Vec<(&str, &str, bool)> = DEMO_DISTRICTS
+        .iter()
+        .flat_map(|(d, ss, rural)| ss.iter().map(move |s| (*d, *s, *rural)))
+        .collect();
+    let rows = COMMUNITIES_PER_STREET * BLOCK_H;
+    let cols = streets.len() * BLOCK_W;
+    let mut cells = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            let (district, street, rural) = streets[c / BLOCK_W];
+            let short = street.trim_end_matches("街道");
+            let k = r / BLOCK_H;
+            let community = if rural {
+                format!("{short}{}村", ["东", "西", "南", "北", "前", "后", "河"][k])
+            } else {
+                format!(
+                    "{short}{}社区",
+                    ["一", "二", "三", "四", "五", "六", "七"][k]
+                )
+            };
+            let min = [
+                ORIGIN[0] + c as f64 * CELL_DEG,
+                ORIGIN[1] + r as f64 * CELL_DEG,
+            ];
+            cells.push(
+                Cell::new(
+                    format!("G{r:02}{c:02}"),
+                    vec![Polygon::rect(min, [min[0] + CELL_DEG, min[1] + CELL_DEG])],
+                )
+                .with_parents(community, street, district),
+            );
+        }
+    }
+    // The lattice is built right here: it is valid by construction, and tests check it.
+    Grid::new(cells).expect("the demo grid is valid")
+}
+
+/// The config of the demo city over [`demo_city_grid`].
+pub fn demo_config() -> CityConfig {
+    // The demo grid names every parent consistently; tests check this.
+    demo_config_for(&demo_city_grid()).expect("the demo grid names every parent")
+}
+
+/// The demo city: [`demo_config`] over [`demo_city_grid`], validated.
+pub fn demo_city() -> City {
+    let grid = demo_city_grid();
+    let config = demo_config_for(&grid).expect("the demo grid names every parent");
+    // The demo config is data of this crate, checked by its tests.
+    City::new(&config, grid).expect("the demo city is valid")
+}
+
+/// A deterministic generator (SplitMix64): the demo must be the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A point inside cell `id`: its envelope's center if the cell covers it, else a point of
+/// a sampled lattice over the envelope, else a vertex (on the closed boundary).
+fn point_in(grid: &Grid, id: CellId) -> Option<Location> {
+    let [x0, y0, x1, y1] = grid.cell_bounds(id)?;
+    const STEPS: usize = 7;
+    let center = std::iter::once((0.5, 0.5));
+    let lattice = (1..STEPS)
+        .flat_map(|i| (1..STEPS).map(move |j| (i as f64 / STEPS as f64, j as f64 / STEPS as f64)));
+    for (fx, fy) in center.chain(lattice) {
+        if let Ok(p) = Location::new(x0 + (x1 - x0) * fx, y0 + (y1 - y0) * fy)
+            && grid.covers(id, p)
+        {
+            return Some(p);
+        }
+    }
+    let [lon, lat] = *grid.cell(id)?.polygons.first()?.exterior.first()?;
+    Location::new(lon, lat).ok()
+}
+
+/// Cells of the same community whose envelope touches `id`'s, in id order.
+fn touching(grid: &Grid, id: CellId, community: &str) -> Vec<CellId> {
+    let Some([x0, y0, x1, y1]) = grid.cell_bounds(id) else {
+        return Vec::new();
+    };
+    let eps = 1e-9;
+    let mut out: Vec<CellId> = grid
+        .cells_near([x0 - eps, y0 - eps], [x1 + eps, y1 + eps])
+        .filter(|&c| c != id && grid[c].community.as_deref() == Some(community))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The demo city's config for any grid whose cells name their district, street office
+/// and community: units are derived from the cells' parent names (which become the units'
+/// ids), and the rest is generated deterministically around them.
+///
+/// # Errors
+/// [`ConfigError::Problems`] naming each cell without a community, street office or
+/// district, and each cell whose community was already seen under another street office
+/// (or street office under another district).
+pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
+    let mut problems = Vec::new();
+    let mut districts: Vec<String> = Vec::new();
+    let mut streets: Vec<(String, String)> = Vec::new();
+    let mut communities: Vec<(String, String)> = Vec::new();
+    let mut street_of: HashMap<String, usize> = HashMap::new();
+    let mut community_of: HashMap<String, usize> = HashMap::new();
+    let mut community_cells: Vec<Vec<CellId>> = Vec::new();
+    for (i, cell) in grid.cells().iter().enumerate() {
+        let path = format!("grid.cells[{i}]");
+        let parents = [
+            ("district", &cell.district),
+            ("street", &cell.street),
+            ("community", &cell.community),
+        ];
+        let mut missing = false;
+        for (field, value) in parents {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                missing = true;
+                problems.push(ConfigProblem {
+                    path: format!("{path}.{field}"),
+                    kind: ConfigProblemKind::CellWithoutParent {
+                        cell: cell.name.clone(),
+                        field,
+                    },
+                });
+            }
+        }
+        let (Some(d), Some(s), Some(m), false) =
+            (&cell.district, &cell.street, &cell.community, missing)
+        else {
+            continue;
+        };
+        let mismatch = |field: &'static str, found: &str, expected: &str| ConfigProblem {
+            path: format!("{path}.{field}"),
+            kind: ConfigProblemKind::CellParentMismatch {
+                cell: cell.name.clone(),
+                field,
+                found: found.to_string(),
+                expected: expected.to_string(),
+            },
+        };
+        if !districts.contains(d) {
+            districts.push(d.clone());
+        }
+        match street_of.get(s) {
+            Some(&k) if streets[k].1 != *d => {
+                problems.push(mismatch("district", d, &streets[k].1));
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                street_of.insert(s.clone(), streets.len());
+                streets.push((s.clone(), d.clone()));
+            }
+        }
+        let k = match community_of.get(m) {
+            Some(&k) if communities[k].1 != *s => {
+                problems.push(mismatch("street", s, &communities[k].1));
+                continue;
+            }
+            Some(&k) => k,
+            None => {
+                community_of.insert(m.clone(), communities.len());
+                communities.push((m.clone(), s.clone()));
+                community_cells.push(Vec::new());
+                communities.len() - 1
+            }
+        };
+        community_cells[k].push(CellId(i as u32));
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Problems(problems));
+    }
+
+    let mut rng = Rng(0x5eed_c17a_9e00_0001);
+    let dept_id = |district: &str, key: &str| format!("{district}-{key}");
+
+    let district_configs: Vec<DistrictConfig> = districts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DistrictConfig {
+            id: d.clone(),
+            name: d.clone(),
+            // Districts may set a lower organ limit than the city's 12.
+            max_organs: match i % 4 {
+                1 => Some(10),
+                2 => Some(7),
+                _ => None,
+            },
+        })
+        .collect();
+    let limit_of: HashMap<&str, u32> = district_configs
+        .iter()
+        .map(|d| (d.id.as_str(), d.max_organs.unwrap_or(DEFAULT_MAX_ORGANS)))
+        .collect();
+
+    let departments: Vec<DepartmentConfig> = districts
+        .iter()
+        .flat_map(|d| {
+            DEPARTMENTS
+                .iter()
+                .map(move |(key, name, up)| DepartmentConfig {
+                    id: dept_id(d, key),
+                    name: format!("{d}{name}"),
+                    district: d.clone(),
+                    reports_to: up.map(|u| dept_id(d, u)),
+                })
+        })
+        .collect();
+
+    let short = |s: &str| {
+        s.trim_end_matches("街道")
+            .trim_end_matches('镇')
+            .to_string()
+    };
+    let street_configs: Vec<StreetConfig> = streets
+        .iter()
+        .map(|(s, d)| {
+            let limit = limit_of
+                .get(d.as_str())
+                .copied()
+                .unwrap_or(DEFAULT_MAX_ORGANS);
+            let count = (limit as usize).min(ORGANS.len());
+            StreetConfig {
+                id: s.clone(),
+                name: s.clone(),
+                district: d.clone(),
+                organs: ORGANS[..count]
+                    .iter()
+                    .map(
+                        |(key, name, kind, mandatory, platform, depts)| OrganConfig {
+                            id: format!("{s}-{key}"),
+                            name: name.to_string(),
+                            kind: *kind,
+                            mandatory: *mandatory,
+                            platform: *platform,
+                            departments: depts.iter().map(|k| dept_id(d, k)).collect(),
+                        },
+                    )
+                    .collect(),
+            }
+        })
+        .collect();
+
+    let agencies: Vec<AgencyConfig> = streets
+        .iter()
+        .flat_map(|(s, d)| {
+            let short = short(s);
+            AGENCIES
+                .iter()
+                .map(move |(key, suffix, dept, platform)| AgencyConfig {
+                    id: format!("{s}-{key}"),
+                    name: format!("{short}{suffix}"),
+                    department: dept_id(d, dept),
+                    street: s.clone(),
+                    platform: Some(*platform),
+                })
+        })
+        .collect();
+
+    let community_configs: Vec<CommunityConfig> = communities
+        .iter()
+        .map(|(m, s)| CommunityConfig {
+            id: m.clone(),
+            name: m.clone(),
+            street: s.clone(),
+            village: m.ends_with('村'),
+        })
+        .collect();
+
+    let categories: Vec<CategoryConfig> = CATEGORIES
+        .iter()
+        .map(
+            |(code, name, platform, roles, level, dept, hours, _, item)| CategoryConfig {
+                code: code.to_string(),
+                name: name.to_string(),
+                platform: *platform,
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                deadlines: Priority::ALL
+                    .iter()
+                    .zip(hours)
+                    .map(|(&priority, &hours)| DeadlineConfig { priority, hours })
+                    .collect(),
+                level: *level,
+                departments: districts.iter().map(|d| dept_id(d, dept)).collect(),
+                service_item: item.map(str::to_string),
+            },
+        )
+        .collect();
+
+    let listed = |want: &[Lists]| -> Vec<String> {
+        CATEGORIES
+            .iter()
+            .filter(|row| want.contains(&row.7))
+            .map(|row| row.0.to_string())
+            .collect()
+    };
+    let mut overrides = Vec::new();
+    // Every third street office has a market-supervision team of its own for food-safety
+    // complaints; elsewhere they go to the district's market-supervision bureau.
+    for (i, (s, _)) in streets.iter().enumerate() {
+        if i % 3 == 0 {
+            overrides.push(DutyOverrideConfig {
+                unit: s.clone(),
+                add: vec!["ZF-09".into()],
+                remove: Vec::new(),
+            });
+        }
+    }
+    // Villages, and every seventh community, leave public-order risks to their police
+    // station (through the street office); every fifth community, with a property
+    // committee, takes property disputes.
+    for (i, (m, _)) in communities.iter().enumerate() {
+        if m.ends_with('村') || i % 7 == 3 {
+            overrides.push(DutyOverrideConfig {
+                unit: m.clone(),
+                add: Vec::new(),
+                remove: vec!["ZZ-04".into()],
+            });
+        } else if i % 5 == 0 {
+            overrides.push(DutyOverrideConfig {
+                unit: m.clone(),
+                add: vec!["ZZ-05".into()],
+                remove: Vec::new(),
+            });
+        }
+    }
+    let duty_lists = DutyListsConfig {
+        community: listed(&[Lists::Both]),
+        street: listed(&[Lists::Both, Lists::Street]),
+        overrides,
+    };
+
+    let position = |id: CellId| point_in(grid, id).map(|p| [p.lon(), p.lat()]);
+    let mut service_points = Vec::new();
+    for (s, _) in &streets {
+        let cells: Vec<CellId> = communities
+            .iter()
+            .zip(&community_cells)
+            .filter(|((_, st), _)| st == s)
+            .flat_map(|(_, cs)| cs.iter().copied())
+            .collect();
+        if let Some(pos) = cells.get(cells.len() / 2).and_then(|&c| position(c)) {
+            service_points.push(ServicePointConfig {
+                id: format!("{s}-bmfwzx"),
+                name: format!("{}便民服务中心", short(s)),
+                unit: s.clone(),
+                position: pos,
+                items: SERVICE_ITEMS.iter().map(|(id, _)| id.to_string()).collect(),
+            });
+        }
+    }
+    for ((m, _), cells) in communities.iter().zip(&community_cells) {
+        if let Some(pos) = cells.first().and_then(|&c| position(c)) {
+            service_points.push(ServicePointConfig {
+                id: format!("{m}-bmfwz"),
+                name: format!("{m}便民服务站"),
+                unit: m.clone(),
+                position: pos,
+                items: vec!["social_insurance".into(), "elderly_card".into()],
+            });
+        }
+    }
+
+    let workers = demo_workers(grid, &communities, &community_cells, &mut rng);
+
+    Ok(CityConfig {
+        city: UnitConfig {
+            id: "qingdao".into(),
+            name: "青岛市".into(),
+        },
+        max_organs: DEFAULT_MAX_ORGANS,
+        districts: district_configs,
+        streets: street_configs,
+        communities: community_configs,
+        departments,
+        agencies,
+        roles: ROLES
+            .iter()
+            .map(|(id, name)| RoleConfig {
+                id: id.to_string(),
+                name: name.to_string(),
+            })
+            .collect(),
+        service_items: SERVICE_ITEMS
+            .iter()
+            .map(|(id, name)| ServiceItemConfig {
+                id: id.to_string(),
+                name: name.to_string(),
+            })
+            .collect(),
+        categories,
+        duty_lists,
+        service_points,
+        workers,
+    })
+}
+
+/// Three workers per community (two grid workers and one of the other kinds) and, per
+/// street office, an area director and a village-liaison cadre: each with one to three
+/// adjacent home cells, several roles and a capacity of 2 to 8.
+fn demo_workers(
+    grid: &Grid,
+    communities: &[(String, String)],
+    community_cells: &[Vec<CellId>],
+    rng: &mut Rng,
+) -> Vec<WorkerConfig> {
+    const SURNAMES: [&str; 20] = [
+        "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡",
+        "郭", "何", "林", "高", "罗",
+    ];
+    const GIVEN: [&str; 16] = [
+        "志强", "秀英", "海燕", "建国", "丽娟", "俊杰", "晓东", "桂兰", "明辉", "雪梅", "国庆",
+        "婷婷", "立新", "春华", "文静", "德胜",
+    ];
+    const OTHERS: [WorkerKind; 5] = [
+        WorkerKind::PartyMember,
+        WorkerKind::CommunityPolice,
+        WorkerKind::CommitteeMember,
+        WorkerKind::Volunteer,
+        WorkerKind::ResidentRepresentative,
+    ];
+    let base_roles = |kind: WorkerKind| -> &'static [&'static str] {
+        match kind {
+            WorkerKind::FullTimeGridWorker => &["public_order", "urban_management", "emergency"],
+            WorkerKind::PartTimeGridWorker => &["public_order", "civil_affairs"],
+            WorkerKind::AreaDirector => &["public_order", "petition", "ethnic_religious"],
+            WorkerKind::VillageLiaisonCadre => &["party_building", "market", "health"],
+            WorkerKind::PartyMember => &["party_building", "service"],
+            WorkerKind::CommunityPolice => &["police", "public_order", "justice"],
+            WorkerKind::CommitteeMember => &["civil_affairs", "justice", "petition"],
+            WorkerKind::Volunteer => &["service", "civil_affairs"],
+            WorkerKind::ResidentRepresentative => &["public_order", "petition"],
+        }
+    };
+    let mut workers = Vec::new();
+    let mut add = |kind: WorkerKind, seed: CellId, community: &str, rng: &mut Rng| {
+        let mut cells = vec![seed];
+        let extra = rng.below(3);
+        cells.extend(touching(grid, seed, community).into_iter().take(extra));
+        let mut roles: Vec<String> = base_roles(kind).iter().map(|r| r.to_string()).collect();
+        // One more role at random: everyone in the grid does several jobs.
+        let more = ROLES[rng.below(ROLES.len())].0.to_string();
+        if !roles.contains(&more) {
+            roles.push(more);
+        }
+        let position = point_in(grid, cells[rng.below(cells.len())]).map(|p| [p.lon(), p.lat()]);
+        let n = workers.len() + 1;
+        workers.push(WorkerConfig {
+            id: format!("W{n:04}"),
+            name: format!(
+                "{}{}",
+                SURNAMES[rng.below(SURNAMES.len())],
+                GIVEN[rng.below(GIVEN.len())]
+            ),
+            kind,
+            roles,
+            cells: cells.iter().map(|&c| grid[c].name.clone()).collect(),
+            capacity: 2 + rng.below(7) as u32,
+            position,
+        });
+    };
+    let mut street_seen: Vec<&str> = Vec::new();
+    for (k, ((m, s), cells)) in communities.iter().zip(community_cells).enumerate() {
+        if cells.is_empty() {
+            continue;
+        }
+        let kinds = [
+            WorkerKind::FullTimeGridWorker,
+            WorkerKind::PartTimeGridWorker,
+            OTHERS[k % OTHERS.len()],
+        ];
+        for (j, kind) in kinds.into_iter().enumerate() {
+            add(kind, cells[j * cells.len() / kinds.len()], m, rng);
+        }
+        if !street_seen.contains(&s.as_str()) {
+            street_seen.push(s);
+            add(WorkerKind::AreaDirector, cells[cells.len() / 2], m, rng);
+            add(
+                WorkerKind::VillageLiaisonCadre,
+                cells[cells.len() - 1],
+                m,
+                rng,
+            );
+        }
+    }
+    workers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::{Holder, Platform, UnitKind};
+
+    /// A 6 x 4 lattice: 2 districts, 3 street offices, 6 communities of 4 cells.
+    fn small_grid() -> Grid {
+        let mut cells = Vec::new();
+        for r in 0..4 {
+            for c in 0..6 {
+                let street = c / 2;
+                let district = if street < 2 { "东区" } else { "西区" };
+                let community = format!("S{street}-C{}", r / 2);
+                let min = [120.0 + c as f64 * 0.01, 36.0 + r as f64 * 0.01];
+                cells.push(
+                    Cell::new(
+                        format!("c{r}{c}"),
+                        vec![Polygon::rect(min, [min[0] + 0.01, min[1] + 0.01])],
+                    )
+                    .with_parents(
+                        community,
+                        format!("S{street}街道"),
+                        district,
+                    ),
+                );
+            }
+        }
+        Grid::new(cells).unwrap()
+    }
+
+    #[test]
+    fn config_is_derived_from_the_grid_parents() {
+        let grid = small_grid();
+        let config = demo_config_for(&grid).unwrap();
+        assert_eq!(config.districts.len(), 2);
+        assert_eq!(config.streets.len(), 3);
+        assert_eq!(config.communities.len(), 6);
+        assert_eq!(config.workers.len(), 6 * 3 + 3 * 2);
+        let city = City::new(&config, grid).unwrap();
+        assert_eq!(city.units_of(UnitKind::Community).len(), 6);
+        for cell in city.grid().ids() {
+            let chain = city.chain(cell).unwrap();
+            let name = &city.grid()[cell].community;
+            assert_eq!(
+                name.as_deref(),
+                Some(city.units()[chain.community.index()].id.as_str())
+            );
+        }
+        // Workers stand in one of their home cells.
+        for (w, worker) in city.workers().iter().enumerate() {
+            let id = crate::city::WorkerId(w as u32);
+            let p = worker.position.unwrap();
+            assert!(
+                city.home_cells(id)
+                    .iter()
+                    .any(|&c| city.grid().covers(c, p))
+            );
+        }
+    }
+
+    #[test]
+    fn missing_and_inconsistent_parents_are_refused() {
+        let mut cells: Vec<Cell> = small_grid().cells().to_vec();
+        cells[2].community = None;
+        // c03 is in street S1; claim its community is under S2 too.
+        cells[5].community = Some("S1-C0".into());
+        let err = demo_config_for(&Grid::new(cells).unwrap()).unwrap_err();
+        let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["grid.cells[2].community", "grid.cells[5].street"]);
+    }
+
+    #[test]
+    fn demo_grid_is_a_qingdao_like_lattice() {
+        let grid = demo_city_grid();
+        assert!((2_500..=3_500).contains(&grid.len()), "{}", grid.len());
+        let [x0, y0, x1, y1] = grid.bounds();
+        assert!(x0 > 120.0 && x1 < 121.0 && y0 > 35.9 && y1 < 36.5);
+        let city = demo_city();
+        for street in city.units_of(UnitKind::Street) {
+            for platform in Platform::ALL {
+                assert!(city.platform_organ(street, platform).is_ok());
+            }
+        }
+        // Villages are the communities named so.
+        for u in city.units() {
+            assert_eq!(
+                u.village,
+                u.kind == UnitKind::Community && u.name.ends_with('村')
+            );
+        }
+        // Some community takes public-order risks off its list.
+        let risk = city.category_id("ZZ-04").unwrap();
+        assert!(city.units_of(UnitKind::Community).any(|m| {
+            city.duty_list(m).unwrap().refusal(risk) == Some(crate::city::Refusal::Removed)
+        }));
+        let a = city
+            .admit(CellId(0), city.category_id("ZF-01").unwrap())
+            .unwrap();
+        assert!(matches!(a.holder, Holder::Community(_)));
+    }
+}

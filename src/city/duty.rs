@@ -1,0 +1,384 @@
+//! Duty lists (职责清单) and admission (职责准入): which unit holds a case, and why.
+//!
+//! ```text
+//!   cell ─► community: on its list? ── yes ─► held by the community (its grid workers)
+//!                │ no (below the category's level / not on the list / removed)
+//!                ▼
+//!           street office: on its list? ── yes ─► held by the street office's platform organ
+//!                │ no
+//!                ▼
+//!           referred to the district department that owns the category, with both refusals
+//! ```
+//!
+//! Work is never pushed down: a category whose level is above the community (or off the
+//! community's list) is not given to it, whatever the cell. Every answer is computed when
+//! the city is built, one per community and category, so [`City::admit`] is two table
+//! reads and its trace is a small `Copy` value; names are looked up only when the trace is
+//! displayed ([`City::explain`]).
+
+use super::config::DutyLevel;
+use super::ids::{CategoryId, DepartmentId, OrganId, UnitId};
+use super::model::{City, UnitKind, unit_offset};
+
+/// Where a case goes: the unit that holds the duty, or the department it is referred to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// The cell's community holds it (its grid workers take the case).
+    Community(UnitId),
+    /// The cell's street office holds it, through the organ that owns the category's
+    /// platform.
+    Street {
+        /// The street office.
+        street: UnitId,
+        /// Its organ for the category's platform.
+        organ: OrganId,
+    },
+    /// No unit on the chain may hold it: referred to the district department that owns it.
+    Department(DepartmentId),
+}
+
+/// Why a unit did not take a category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The catalogue puts the duty at this level, above the unit: it is never pushed down.
+    AboveUnit(DutyLevel),
+    /// The category is not on the unit's level duty list.
+    NotOnList,
+    /// The unit's own override takes the category off its list.
+    Removed,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::AboveUnit(level) => {
+                write!(f, "the duty sits at {level} level and is never pushed down")
+            }
+            Refusal::NotOnList => f.write_str("not on its duty list"),
+            Refusal::Removed => f.write_str("taken off its duty list by its override"),
+        }
+    }
+}
+
+/// Which rule decided an admission. Small and `Copy`; display it (with ids) directly or
+/// with names through [`City::explain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdmissionTrace {
+    /// The community's duty list holds the category.
+    CommunityList {
+        /// Whether the community's own override added it.
+        by_override: bool,
+    },
+    /// The community refused; the street office's list holds it.
+    StreetList {
+        /// The community that refused.
+        community: UnitId,
+        /// Why.
+        refusal: Refusal,
+        /// Whether the street office's own override added it.
+        by_override: bool,
+    },
+    /// Both refused; the case is referred to the department that owns the category.
+    Referred {
+        /// The community that refused.
+        community: UnitId,
+        /// Why it refused.
+        community_refusal: Refusal,
+        /// The street office that refused.
+        street: UnitId,
+        /// Why it refused.
+        street_refusal: Refusal,
+    },
+}
+
+/// The answer of [`City::admit`]: who holds the case, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Admission {
+    /// The category admitted.
+    pub category: CategoryId,
+    /// Who holds it.
+    pub holder: Holder,
+    /// The rule that decided.
+    pub trace: AdmissionTrace,
+}
+
+impl Admission {
+    /// Whether the case leaves the street level for a district department (立案 refers it).
+    pub fn is_referral(&self) -> bool {
+        matches!(self.holder, Holder::Department(_))
+    }
+}
+
+impl std::fmt::Display for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |n: Name| n.to_string();
+        write_admission(f, self, &names)
+    }
+}
+
+/// A name to print: a unit, organ or department (by id without a city, by name with one).
+#[derive(Debug, Clone, Copy)]
+enum Name {
+    Unit(UnitId),
+    Organ(OrganId),
+    Department(DepartmentId),
+    Category(CategoryId),
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Unit(id) => id.fmt(f),
+            Name::Organ(id) => id.fmt(f),
+            Name::Department(id) => id.fmt(f),
+            Name::Category(id) => id.fmt(f),
+        }
+    }
+}
+
+fn write_admission(
+    f: &mut std::fmt::Formatter<'_>,
+    a: &Admission,
+    name: &dyn Fn(Name) -> String,
+) -> std::fmt::Result {
+    let listed = |by_override: bool| {
+        if by_override {
+            "added by its override"
+        } else {
+            "on its duty list"
+        }
+    };
+    write!(f, "{}: ", name(Name::Category(a.category)))?;
+    match (a.holder, a.trace) {
+        (Holder::Community(c), AdmissionTrace::CommunityList { by_override }) => write!(
+            f,
+            "held by community {} ({})",
+            name(Name::Unit(c)),
+            listed(by_override)
+        ),
+        (
+            Holder::Street { street, organ },
+            AdmissionTrace::StreetList {
+                community,
+                refusal,
+                by_override,
+            },
+        ) => write!(
+            f,
+            "community {} refused ({refusal}); held by street office {} ({}), organ {}",
+            name(Name::Unit(community)),
+            name(Name::Unit(street)),
+            listed(by_override),
+            name(Name::Organ(organ)),
+        ),
+        (
+            Holder::Department(d),
+            AdmissionTrace::Referred {
+                community,
+                community_refusal,
+                street,
+                street_refusal,
+            },
+        ) => write!(
+            f,
+            "community {} refused ({community_refusal}); street office {} refused \
+             ({street_refusal}); referred to district department {}",
+            name(Name::Unit(community)),
+            name(Name::Unit(street)),
+            name(Name::Department(d)),
+        ),
+        (holder, trace) => write!(f, "{holder:?} by {trace:?}"),
+    }
+}
+
+/// An admission displayed with the names of the units, organ and department.
+#[derive(Debug, Clone, Copy)]
+pub struct Explained<'a> {
+    city: &'a City,
+    admission: Admission,
+}
+
+impl std::fmt::Display for Explained<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.city;
+        let name = |n: Name| -> String {
+            let found = match n {
+                Name::Unit(id) => c.unit(id).map(|u| u.name.as_str()),
+                Name::Organ(id) => c.organ(id).map(|o| o.name.as_str()),
+                Name::Department(id) => c.department(id).map(|d| d.name.as_str()),
+                Name::Category(id) => c.category(id).map(|k| k.name.as_str()),
+            };
+            match (n, found) {
+                (Name::Category(id), Some(s)) => {
+                    format!("{} {s}", c.categories[id.index()].code)
+                }
+                (_, Some(s)) => s.to_string(),
+                (n, None) => n.to_string(),
+            }
+        };
+        write_admission(f, &self.admission, &name)
+    }
+}
+
+impl City {
+    /// `admission` with names, for the command center: "community X refused (the duty
+    /// sits at street office level and is never pushed down); held by street office Y".
+    pub fn explain(&self, admission: &Admission) -> Explained<'_> {
+        Explained {
+            city: self,
+            admission: *admission,
+        }
+    }
+}
+
+/// The duty list of one street office or community, after its override.
+#[derive(Debug, Clone, Copy)]
+pub struct DutyList<'a> {
+    city: &'a City,
+    unit: UnitId,
+    bits: &'a [u64],
+    removed: &'a [u64],
+}
+
+impl<'a> DutyList<'a> {
+    /// The unit whose list this is.
+    pub fn unit(&self) -> UnitId {
+        self.unit
+    }
+
+    /// Whether the list holds `category`.
+    #[inline]
+    pub fn contains(&self, category: CategoryId) -> bool {
+        bit(self.bits, category.index())
+    }
+
+    /// Why the unit does not hold `category` (`None` if it does, or for an unknown
+    /// category).
+    pub fn refusal(&self, category: CategoryId) -> Option<Refusal> {
+        let cat = self.city.category(category)?;
+        if self.contains(category) {
+            return None;
+        }
+        let unit_level = match self.city.unit(self.unit)?.kind {
+            UnitKind::Street => DutyLevel::Street,
+            _ => DutyLevel::Community,
+        };
+        Some(if cat.level > unit_level {
+            Refusal::AboveUnit(cat.level)
+        } else if bit(self.removed, category.index()) {
+            Refusal::Removed
+        } else {
+            Refusal::NotOnList
+        })
+    }
+
+    /// The categories on the list, in catalogue order.
+    pub fn iter(&self) -> impl Iterator<Item = CategoryId> + 'a {
+        let bits = self.bits;
+        (0..self.city.categories.len())
+            .filter(move |&i| bit(bits, i))
+            .map(|i| CategoryId(i as u32))
+    }
+
+    /// Number of categories on the list.
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[inline]
+fn bit(words: &[u64], i: usize) -> bool {
+    words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+}
+
+/// Duty lists as bitsets per unit, and the precomputed admissions.
+#[derive(Debug, Clone)]
+pub(crate) struct DutyTable {
+    words: usize,
+    categories: usize,
+    /// `held[unit * words ..]`: the unit's list after its override.
+    pub(crate) held: Vec<u64>,
+    /// Categories the unit's override added.
+    pub(crate) added: Vec<u64>,
+    /// Categories the unit's override removed.
+    pub(crate) removed: Vec<u64>,
+    /// `admissions[community_offset * categories + category]`.
+    admissions: Vec<Admission>,
+}
+
+impl DutyTable {
+    pub(crate) fn new(units: usize, categories: usize) -> DutyTable {
+        let words = categories.div_ceil(64).max(1);
+        DutyTable {
+            words,
+            categories,
+            held: vec![0; units * words],
+            added: vec![0; units * words],
+            removed: vec![0; units * words],
+            admissions: Vec::new(),
+        }
+    }
+
+    fn row(v: &[u64], words: usize, unit: usize) -> &[u64] {
+        v.get(unit * words..(unit + 1) * words).unwrap_or(&[])
+    }
+
+    pub(crate) fn set(v: &mut [u64], words: usize, unit: usize, category: usize, on: bool) {
+        if let Some(w) = v.get_mut(unit * words + category / 64) {
+            let m = 1u64 << (category % 64);
+            if on {
+                *w |= m;
+            } else {
+                *w &= !m;
+            }
+        }
+    }
+
+    pub(crate) fn words(&self) -> usize {
+        self.words
+    }
+
+    pub(crate) fn holds(&self, unit: UnitId, category: usize) -> bool {
+        bit(Self::row(&self.held, self.words, unit.index()), category)
+    }
+
+    pub(crate) fn was_added(&self, unit: UnitId, category: usize) -> bool {
+        bit(Self::row(&self.added, self.words, unit.index()), category)
+    }
+
+    pub(crate) fn set_admissions(&mut self, admissions: Vec<Admission>) {
+        self.admissions = admissions;
+    }
+
+    #[inline]
+    pub(crate) fn admission(&self, community: usize, category: CategoryId) -> Option<Admission> {
+        if category.index() >= self.categories {
+            return None;
+        }
+        self.admissions
+            .get(community.checked_mul(self.categories)? + category.index())
+            .copied()
+    }
+
+    pub(crate) fn list<'a>(&'a self, city: &'a City, unit: UnitId) -> Option<DutyList<'a>> {
+        let ks = &city.kind_start;
+        let listed = unit_offset(ks, UnitKind::Street, unit) != usize::MAX
+            || unit_offset(ks, UnitKind::Community, unit) != usize::MAX;
+        listed.then(|| DutyList {
+            city,
+            unit,
+            bits: Self::row(&self.held, self.words, unit.index()),
+            removed: Self::row(&self.removed, self.words, unit.index()),
+        })
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.held.capacity() + self.added.capacity() + self.removed.capacity()) * 8
+            + self.admissions.capacity() * std::mem::size_of::<Admission>()
+    }
+}
