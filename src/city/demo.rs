@@ -17,7 +17,7 @@ use super::config::{
 };
 use super::error::{ConfigError, ConfigProblem, ConfigProblemKind};
 use super::model::City;
-use crate::grid::{Cell, CellId, Grid, Location, Polygon};
+use crate::grid::{CellId, Grid, Location};
 
 /// Roles: (id, name).
 const ROLES: [(&str, &str); 13] = [
@@ -487,67 +487,11 @@ const CATEGORIES: [CategoryRow; 26] = {
     ]
 };
 
-/// Street offices, communities and districts of the stand-in demo grid.
-const DEMO_DISTRICTS: [(&str, &[&str], bool); 4] = [
-    (
-        "市南区",
-        &["八大关街道", "湛山街道", "香港中路街道", "金门路街道"],
-        false,
-    ),
-    ("市北区", &["台东街道", "辽宁路街道", "登州路街道"], false),
-    (
-        "李沧区",
-        &["李村街道", "虎山路街道", "浮山路街道", "沧口街道"],
-        false,
-    ),
-    ("城阳区", &["城阳街道", "流亭街道", "夏庄街道"], true),
-];
-const COMMUNITIES_PER_STREET: usize = 7;
-/// Each community is a block of `BLOCK_W x BLOCK_H` cells; a street office is a column of
-/// community blocks; districts sit side by side, west to east.
-const BLOCK_W: usize = 5;
-const BLOCK_H: usize = 6;
-const CELL_DEG: f64 = 0.005;
-const ORIGIN: [f64; 2] = [120.30, 36.05];
-
-/// The grid of the demo city: about 3,000 cells of 0.005 degrees over Qingdao's urban
-/// districts, each naming its district, street office and community.
+/// The grid of the demo city: the built-in demo grid
+/// ([`generate::demo_grid`](crate::generate::demo_grid)), about 3,200 cells of 500 m over
+/// Qingdao's districts, each naming its district, street office and community.
 pub fn demo_city_grid() -> Grid {
-    let streets: Vec<(&str, &str, bool)> = DEMO_DISTRICTS
-        .iter()
-        .flat_map(|(d, ss, rural)| ss.iter().map(move |s| (*d, *s, *rural)))
-        .collect();
-    let rows = COMMUNITIES_PER_STREET * BLOCK_H;
-    let cols = streets.len() * BLOCK_W;
-    let mut cells = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for c in 0..cols {
-            let (district, street, rural) = streets[c / BLOCK_W];
-            let short = street.trim_end_matches("街道");
-            let k = r / BLOCK_H;
-            let community = if rural {
-                format!("{short}{}村", ["东", "西", "南", "北", "前", "后", "河"][k])
-            } else {
-                format!(
-                    "{short}{}社区",
-                    ["一", "二", "三", "四", "五", "六", "七"][k]
-                )
-            };
-            let min = [
-                ORIGIN[0] + c as f64 * CELL_DEG,
-                ORIGIN[1] + r as f64 * CELL_DEG,
-            ];
-            cells.push(
-                Cell::new(
-                    format!("G{r:02}{c:02}"),
-                    vec![Polygon::rect(min, [min[0] + CELL_DEG, min[1] + CELL_DEG])],
-                )
-                .with_parents(community, street, district),
-            );
-        }
-    }
-    // The lattice is built right here: it is valid by construction, and tests check it.
-    Grid::new(cells).expect("the demo grid is valid")
+    crate::grid::generate::demo_grid()
 }
 
 /// The config of the demo city over [`demo_city_grid`].
