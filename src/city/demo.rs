@@ -960,6 +960,7 @@ fn demo_workers(
 mod tests {
     use super::*;
     use crate::city::{Holder, Platform, UnitKind};
+    use crate::grid::{Cell, Polygon};
 
     /// A 6 x 4 lattice: 2 districts, 3 street offices, 6 communities of 4 cells.
     fn small_grid() -> Grid {
