@@ -20,4 +20,7 @@ pub enum Error {
     /// A jurisdiction boundary could not be read.
     #[error(transparent)]
     Jurisdiction(#[from] crate::grid::JurisdictionError),
+    /// A routing request was refused.
+    #[error(transparent)]
+    Routing(#[from] crate::routing::RoutingError),
 }

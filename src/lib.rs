@@ -42,6 +42,7 @@
 mod city;
 mod error;
 mod grid;
+mod routing;
 
 pub use city::{
     Admission, AdmissionTrace, Agency, AgencyConfig, AgencyId, Category, CategoryConfig,
@@ -53,7 +54,7 @@ pub use city::{
     Refusal, Role, RoleConfig, RoleInfo, RoleSet, ServiceItem, ServiceItemConfig, ServiceItemId,
     ServicePoint, ServicePointConfig, ServicePointId, StreetConfig, Unit, UnitConfig, UnitId,
     UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, demo_city, demo_city_grid,
-    demo_config, demo_config_for,
+    demo_config, demo_config_for, demo_config_with_workers,
 };
 pub use error::Error;
 pub use grid::generate;
@@ -61,4 +62,9 @@ pub use grid::{
     AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
     IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
     NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
+};
+pub use routing::{
+    Candidate, CaseRequest, Decision, FairRotation, Found, LeastLoaded, MAX_RETURNS, MAX_RING,
+    Nearest, Outcome, Policy, PolicyKind, Router, RouterConfig, RoutingError, ServiceChoice,
+    Skipped, Trace, WorkerState, WorkerStatus,
 };

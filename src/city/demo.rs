@@ -567,6 +567,20 @@ fn touching(grid: &Grid, id: CellId, community: &str) -> Vec<CellId> {
 /// district, and each cell whose community was already seen under another street office
 /// (or street office under another district).
 pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
+    config_for(grid, None)
+}
+
+/// [`demo_config_for`] with about `workers` workers in all (at least one per community
+/// and the two street-office staff per street office): for generated cities of any
+/// size, such as the benchmark city.
+///
+/// # Errors
+/// As [`demo_config_for`].
+pub fn demo_config_with_workers(grid: &Grid, workers: usize) -> Result<CityConfig, ConfigError> {
+    config_for(grid, Some(workers))
+}
+
+fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, ConfigError> {
     let mut problems = Vec::new();
     let mut districts: Vec<String> = Vec::new();
     let mut streets: Vec<(String, String)> = Vec::new();
@@ -831,7 +845,13 @@ pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
         }
     }
 
-    let workers = demo_workers(grid, &communities, &community_cells, &mut rng);
+    let workers = demo_workers(
+        grid,
+        &communities,
+        &community_cells,
+        workers_wanted,
+        &mut rng,
+    );
 
     Ok(CityConfig {
         city: UnitConfig {
@@ -865,13 +885,15 @@ pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
     })
 }
 
-/// Three workers per community (two grid workers and one of the other kinds) and, per
-/// street office, an area director and a village-liaison cadre: each with one to three
-/// adjacent home cells, several roles and a capacity of 2 to 8.
+/// Three workers per community (two grid workers and one of the other kinds; or as many as
+/// it takes to reach `wanted` in all, spread evenly) and, per street office, an area
+/// director and a village-liaison cadre: each with one to three adjacent home cells,
+/// several roles and a capacity of 2 to 8.
 fn demo_workers(
     grid: &Grid,
     communities: &[(String, String)],
     community_cells: &[Vec<CellId>],
+    wanted: Option<usize>,
     rng: &mut Rng,
 ) -> Vec<WorkerConfig> {
     const SURNAMES: [&str; 20] = [
@@ -929,18 +951,35 @@ fn demo_workers(
             position,
         });
     };
+    let staffed = communities.len();
+    let streets = {
+        let mut v: Vec<&str> = communities.iter().map(|(_, s)| s.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    // Workers per community: three, or `wanted` (less the street staff) spread evenly.
+    let per_community = |k: usize| match wanted {
+        None => 3,
+        Some(w) => {
+            let pool = w.saturating_sub(2 * streets);
+            let (base, extra) = (pool / staffed.max(1), pool % staffed.max(1));
+            (base + usize::from(k < extra)).max(1)
+        }
+    };
     let mut street_seen: Vec<&str> = Vec::new();
     for (k, ((m, s), cells)) in communities.iter().zip(community_cells).enumerate() {
         if cells.is_empty() {
             continue;
         }
-        let kinds = [
-            WorkerKind::FullTimeGridWorker,
-            WorkerKind::PartTimeGridWorker,
-            OTHERS[k % OTHERS.len()],
-        ];
-        for (j, kind) in kinds.into_iter().enumerate() {
-            add(kind, cells[j * cells.len() / kinds.len()], m, rng);
+        let n = per_community(k);
+        for j in 0..n {
+            let kind = match j % 3 {
+                0 => WorkerKind::FullTimeGridWorker,
+                1 => WorkerKind::PartTimeGridWorker,
+                _ => OTHERS[(k + j / 3) % OTHERS.len()],
+            };
+            add(kind, cells[j * cells.len() / n], m, rng);
         }
         if !street_seen.contains(&s.as_str()) {
             street_seen.push(s);

@@ -5,7 +5,8 @@ macro_rules! id_type {
         $(#[$doc])*
         ///
         /// Dense: `0..count` in config order, so tables indexed by it are plain vectors.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(pub(crate) u32);
 
         impl $name {

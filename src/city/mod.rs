@@ -27,6 +27,7 @@ mod demo;
 mod duty;
 mod error;
 mod ids;
+pub(crate) use ids::Csr;
 mod model;
 mod org;
 mod validate;
@@ -38,7 +39,7 @@ pub use config::{
     MandatoryOrgan, OrganConfig, OrganKind, Platform, Priority, RoleConfig, ServiceItemConfig,
     ServicePointConfig, StreetConfig, UnitConfig, WorkerConfig, WorkerKind,
 };
-pub use demo::{demo_city, demo_city_grid, demo_config, demo_config_for};
+pub use demo::{demo_city, demo_city_grid, demo_config, demo_config_for, demo_config_with_workers};
 pub use duty::{Admission, AdmissionTrace, DutyList, Explained, Holder, Refusal};
 pub use error::{ConfigError, ConfigProblem, ConfigProblemKind};
 pub use ids::{

@@ -2,4 +2,5 @@
 
 mod city;
 mod grid;
+mod routing;
 mod topo;
