@@ -16,7 +16,9 @@
 //! not in the data. So the audit first *nodes* the input exactly: every vertex that lies
 //! exactly on another ring's edge (by the exact [`orient`](super::geometry::orient)) is
 //! inserted into that edge. Afterwards every shared piece of boundary has the same two
-//! endpoints on both sides, rounds identically, and cancels exactly.
+//! endpoints on both sides, rounds identically, and cancels exactly. The union's output
+//! is itself rounded, so before it is differenced with the boundary its vertices are moved
+//! back onto the input's exact coordinates (those within a few rounding units of one).
 //!
 //! # Negligible areas
 //!
