@@ -465,8 +465,10 @@ impl super::Grid {
     /// Audits the grid's coverage: overlaps between cells, gaps (inside `boundary` if given,
     /// otherwise holes enclosed by the cells), parts of cells outside `boundary`, and cells
     /// whose geometry is invalid (OGC rules, checked by geo's `Validation`). Areas below
-    /// [`NEGLIGIBLE_AREA_M2`] are ignored; see the [module docs](self) for why shared
-    /// edges never show spurious slivers.
+    /// [`NEGLIGIBLE_AREA_M2`] are ignored. Shared edges do not show spurious slivers:
+    /// vertices lying exactly on another cell's edge are inserted into it before geo's
+    /// boolean operations, and the union's rounded output is snapped back onto the input's
+    /// coordinates before it is differenced with the boundary.
     ///
     /// ```
     /// use wangge::{Cell, Grid, Jurisdiction, Polygon};
