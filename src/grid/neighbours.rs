@@ -543,7 +543,7 @@ impl super::Grid {
     /// `id` itself). Empty for an id outside the grid or when no cell is that far.
     ///
     /// Allocates its answer; a router searching many cells should use
-    /// [`Grid::rings_into`] with a reused [`RingBuf`].
+    /// [`Grid::rings_into`](crate::Grid::rings_into) with a reused [`RingBuf`].
     pub fn ring(&self, id: CellId, k: usize) -> Vec<CellId> {
         let mut buf = RingBuf::new();
         self.adjacency.rings_into(id, k, &mut buf);
