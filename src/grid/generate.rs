@@ -166,6 +166,10 @@ pub struct CityParams {
     pub origin: [f64; 2],
     /// Side of a lattice square in metres.
     pub cell_m: f64,
+    /// Whether inland water is left out of the grid: a river band that cuts some cells in
+    /// two (MultiPolygons) and reservoirs that leave holes no cell fills. Without it the
+    /// land is covered edge to edge and the grid passes the coverage audit.
+    pub water: bool,
 }
 
 impl CityParams {
@@ -177,6 +181,7 @@ impl CityParams {
             rows: 60,
             origin: [120.1, 36.0],
             cell_m: 500.0,
+            water: false,
         }
     }
 
@@ -186,6 +191,7 @@ impl CityParams {
             seed: 0x5167_4441_4f00_0002,
             cols: 250,
             rows: 245,
+            water: true,
             ..CityParams::demo()
         }
     }
@@ -458,8 +464,11 @@ impl Layout {
         let in_columns = [
             (bay, frac(0.3)..frac(0.7)),
             (west, 0..rows),
-            (river, frac(0.35)..frac(0.6)),
-            (river_east, frac(0.35)..frac(0.6)),
+            (river, if p.water { frac(0.35)..frac(0.6) } else { 0..0 }),
+            (
+                river_east,
+                if p.water { frac(0.35)..frac(0.6) } else { 0..0 },
+            ),
             (east, 0..top),
             (coast, 0..rows),
         ];
@@ -667,8 +676,8 @@ fn away_from_columns(x: f64) -> f64 {
 
 /// A realistic city grid: squares of `cell_m` metres near `origin`, clipped to a ragged
 /// coastline and a bay (the sea is not in the grid), split along sloped, piecewise district
-/// borders, with a river that cuts some cells in two (MultiPolygons) and reservoirs that
-/// leave holes no cell fills.
+/// borders; with [`CityParams::water`], also a river that cuts some cells in two
+/// (MultiPolygons) and reservoirs that leave holes no cell fills.
 ///
 /// Every cell names its district (real Qingdao districts: 市南区, 市北区, 黄岛区, 崂山区,
 /// 李沧区, 城阳区), street office (real names such as 香港中路街道, several per district)
@@ -756,7 +765,11 @@ pub fn city(p: &CityParams) -> Vec<Cell> {
         }
     }
     // Reservoirs: holes in some whole squares, well inside them, filled by no cell.
-    let reservoirs = (p.cols * p.rows / 1200).max(3).min(full_squares.len());
+    let reservoirs = if p.water {
+        (p.cols * p.rows / 1200).max(3).min(full_squares.len())
+    } else {
+        0
+    };
     for _ in 0..reservoirs {
         let pick = full_squares.swap_remove(rng.below(full_squares.len()));
         let Some(poly) = cells[pick].polygons.first_mut() else {
@@ -1058,9 +1071,11 @@ mod tests {
             .iter()
             .filter(|c| c.polygons.len() > 1 || c.polygons[0].exterior.len() != 5)
             .count();
-        assert!((3..=60).contains(&multi), "{multi} multipolygons");
-        assert!(holed >= 3, "{holed} holed cells");
+        // No inland water: the land is covered edge to edge (横到边、纵到底、全覆盖).
+        assert_eq!((multi, holed), (0, 0));
         assert!(irregular > cells.len() / 20, "{irregular} irregular cells");
+        let audit = grid.audit(None);
+        assert!(audit.is_clean(), "{audit}");
         // Every district appears, each with several street offices, communities of 20-60 cells.
         let mut per_district: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut per_community: HashMap<&str, usize> = HashMap::new();
@@ -1096,6 +1111,33 @@ mod tests {
         assert!(per_community.contains_key("湛山社区"));
         assert_locate_agrees(&grid, 5000, 13);
         assert_eq!(demo_grid().cells(), grid.cells());
+    }
+
+    #[test]
+    fn water_cuts_cells_in_two_and_leaves_holes() {
+        let params = CityParams {
+            cols: 80,
+            rows: 80,
+            water: true,
+            ..CityParams::demo()
+        };
+        let grid = check_city(&params, 20_000);
+        let cells = grid.cells();
+        let multi = cells.iter().filter(|c| c.polygons.len() > 1).count();
+        let holed = cells
+            .iter()
+            .filter(|c| c.polygons.iter().any(|p| !p.holes.is_empty()))
+            .count();
+        assert!((3..=80).contains(&multi), "{multi} multipolygons");
+        assert!(holed >= 3, "{holed} holed cells");
+        // The river and the reservoirs are enclosed and uncovered: gaps, and nothing else.
+        let audit = grid.audit(None);
+        assert!(
+            audit.overlaps.is_empty() && audit.invalid.is_empty(),
+            "{audit}"
+        );
+        assert!(audit.gaps.len() >= holed, "{audit}");
+        assert_locate_agrees(&grid, 5000, 17);
     }
 
     #[test]
