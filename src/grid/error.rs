@@ -158,6 +158,20 @@ pub enum CellProblemKind {
         /// The ring.
         at: RingRef,
     },
+    /// A hole has a vertex outside its polygon's exterior ring.
+    #[error("{at}: hole has position {position} outside the exterior ring")]
+    HoleOutsideShell {
+        /// The hole.
+        at: RingRef,
+        /// The first position outside.
+        position: usize,
+    },
+    /// An edge of a hole crosses the polygon's exterior ring.
+    #[error("{at}: hole crosses the exterior ring")]
+    HoleCrossesShell {
+        /// The hole.
+        at: RingRef,
+    },
     /// Two edges of a ring cross or touch, or the ring doubles back on itself.
     #[error("{at}: ring intersects itself between edges {first} and {second}")]
     SelfIntersection {

@@ -306,10 +306,12 @@ mod tests {
         let mut cells = Vec::new();
         for j in 0..n {
             for i in 0..n {
-                let (x, y) = (120.0 + i as f64 * 0.01, 36.0 + j as f64 * 0.01);
+                // Every corner from one formula, so neighbours share edges bit for bit.
+                let at = |k: usize, base: f64| base + k as f64 * 0.01;
+                let (x, y, x1, y1) = (at(i, 120.0), at(j, 36.0), at(i + 1, 120.0), at(j + 1, 36.0));
                 if j == 1 {
                     // Split the square along its diagonal into two triangles.
-                    let (a, b, c, d) = ([x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01]);
+                    let (a, b, c, d) = ([x, y], [x1, y], [x1, y1], [x, y1]);
                     cells.push(Cell::new(
                         format!("t{i}-{j}a"),
                         vec![Polygon::new(vec![a, b, c, a])],
@@ -321,7 +323,7 @@ mod tests {
                 } else {
                     cells.push(Cell::new(
                         format!("s{i}-{j}"),
-                        vec![Polygon::rect([x, y], [x + 0.01, y + 0.01])],
+                        vec![Polygon::rect([x, y], [x1, y1])],
                     ));
                 }
             }

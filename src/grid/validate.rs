@@ -2,7 +2,7 @@
 
 use super::cell::{Cell, Polygon};
 use super::error::{CellProblem, CellProblemKind, RingRef};
-use super::geometry::{orient, segments_touch};
+use super::geometry::{Side, orient, ring_side, segments_touch};
 use std::collections::HashMap;
 
 /// All problems of all cells, including duplicate names.
@@ -36,6 +36,7 @@ pub(crate) fn polygon_problems(polygons: &[Polygon]) -> Vec<CellProblemKind> {
         out.push(CellProblemKind::EmptyGeometry);
     }
     for (pi, poly) in polygons.iter().enumerate() {
+        let before = out.len();
         for (ri, ring) in poly.rings().enumerate() {
             ring_problems(
                 ring,
@@ -45,6 +46,9 @@ pub(crate) fn polygon_problems(polygons: &[Polygon]) -> Vec<CellProblemKind> {
                 },
                 &mut out,
             );
+        }
+        if out.len() == before {
+            hole_problems(poly, pi, &mut out);
         }
     }
     out
@@ -90,6 +94,35 @@ fn ring_problems(ring: &[[f64; 2]], at: RingRef, out: &mut Vec<CellProblemKind>)
     }
     if let Some((first, second)) = first_self_intersection(&verts) {
         out.push(CellProblemKind::SelfIntersection { at, first, second });
+    }
+}
+
+/// Holes must lie inside their shell: no vertex outside it and no edge crossing it.
+/// Otherwise the even-odd rule would count the "hole" as part of the cell.
+fn hole_problems(poly: &Polygon, polygon: usize, out: &mut Vec<CellProblemKind>) {
+    let shell = &poly.exterior;
+    for (h, hole) in poly.holes.iter().enumerate() {
+        let at = RingRef {
+            polygon,
+            ring: h + 1,
+        };
+        if let Some(position) = hole
+            .iter()
+            .position(|&p| ring_side(shell, p) == Side::Outside)
+        {
+            out.push(CellProblemKind::HoleOutsideShell { at, position });
+            continue;
+        }
+        let crosses = hole.windows(2).any(|e| {
+            shell.windows(2).any(|f| {
+                let (o1, o2) = (orient(e[0], e[1], f[0]), orient(e[0], e[1], f[1]));
+                let (o3, o4) = (orient(f[0], f[1], e[0]), orient(f[0], f[1], e[1]));
+                o1 * o2 < 0.0 && o3 * o4 < 0.0
+            })
+        });
+        if crosses {
+            out.push(CellProblemKind::HoleCrossesShell { at });
+        }
     }
 }
 
@@ -202,6 +235,55 @@ mod tests {
         ]);
         assert!(
             matches!(k[..], [CellProblemKind::SelfIntersection { .. }]),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn holes_must_lie_inside_their_shell() {
+        let shell = Polygon::rect([0.0, 0.0], [4.0, 4.0]).exterior;
+        let square = |x: f64, y: f64| Polygon::rect([x, y], [x + 1.0, y + 1.0]).exterior;
+        let with_hole = |hole| {
+            vec![Polygon {
+                exterior: shell.clone(),
+                holes: vec![hole],
+            }]
+        };
+        assert!(polygon_problems(&with_hole(square(1.0, 1.0))).is_empty());
+        // A hole touching the shell from inside at a vertex is still inside.
+        assert!(polygon_problems(&with_hole(square(0.0, 0.0))).is_empty());
+        let k = polygon_problems(&with_hole(square(6.0, 6.0)));
+        assert!(
+            matches!(
+                k[..],
+                [CellProblemKind::HoleOutsideShell { position: 0, .. }]
+            ),
+            "{k:?}"
+        );
+        let k = polygon_problems(&with_hole(square(3.5, 1.0)));
+        assert!(
+            matches!(k[..], [CellProblemKind::HoleOutsideShell { .. }]),
+            "{k:?}"
+        );
+        // All vertices inside a concave shell, yet an edge leaves it.
+        let u = vec![
+            [0.0, 0.0],
+            [3.0, 0.0],
+            [3.0, 3.0],
+            [2.0, 3.0],
+            [2.0, 1.0],
+            [1.0, 1.0],
+            [1.0, 3.0],
+            [0.0, 3.0],
+            [0.0, 0.0],
+        ];
+        let hole = vec![[0.5, 2.0], [2.5, 2.0], [2.5, 0.5], [0.5, 0.5], [0.5, 2.0]];
+        let k = polygon_problems(&[Polygon {
+            exterior: u,
+            holes: vec![hole],
+        }]);
+        assert!(
+            matches!(k[..], [CellProblemKind::HoleCrossesShell { .. }]),
             "{k:?}"
         );
     }
