@@ -12,7 +12,8 @@
 //! cargo run --example check_city -- --write-demo city.json --write-demo-grid grid.geojson
 //! ```
 //!
-//! Without a grid file, the demo city's grid is used.
+//! Without a grid file, the demo city's grid is used. Configs ending in `.toml` are read
+//! (and written) as TOML, others as JSON.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -23,11 +24,12 @@ use wangge::{City, CityConfig, ConfigError, Grid, Holder, Platform, UnitKind};
 #[derive(Parser)]
 #[command(about = "Check a city config against its grid")]
 struct Args {
-    /// The city config (JSON); the demo city if omitted.
+    /// The city config (JSON, or TOML if the name ends in `.toml`); the demo city if
+    /// omitted.
     city: Option<String>,
     /// The grid (GeoJSON); the demo city's grid if omitted.
     grid: Option<String>,
-    /// Write the demo city's config to this file and exit.
+    /// Write the demo city's config to this file (TOML if it ends in `.toml`) and exit.
     #[arg(long)]
     write_demo: Option<String>,
     /// Write the demo city's grid to this file and exit.
@@ -39,7 +41,13 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.write_demo.is_some() || args.write_demo_grid.is_some() {
         if let Some(out) = &args.write_demo {
-            std::fs::write(out, wangge::demo_config().to_json())?;
+            let config = wangge::demo_config();
+            let text = if out.ends_with(".toml") {
+                config.to_toml()?
+            } else {
+                config.to_json()
+            };
+            std::fs::write(out, text)?;
             println!("wrote the demo city config to {out}");
         }
         if let Some(out) = &args.write_demo_grid {
@@ -65,7 +73,12 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (label, result) = match &args.city {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
-            (path.clone(), City::from_json(&text, grid))
+            let read = if path.ends_with(".toml") {
+                City::from_toml
+            } else {
+                City::from_json
+            };
+            (path.clone(), read(&text, grid))
         }
         None => {
             let config: CityConfig = wangge::demo_config_for(&grid)?;

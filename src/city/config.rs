@@ -68,6 +68,26 @@ impl CityConfig {
         })
     }
 
+    /// Reads a city config from TOML (the same fields as the JSON form).
+    ///
+    /// # Errors
+    /// [`ConfigError::Toml`] for text that is not TOML or not a city config.
+    pub fn from_toml(text: &str) -> Result<CityConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Toml {
+            message: e.to_string(),
+        })
+    }
+
+    /// The city as TOML that [`CityConfig::from_toml`] reads back.
+    ///
+    /// # Errors
+    /// [`ConfigError::TomlOutput`] if the writer refuses a value.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::TomlOutput {
+            message: e.to_string(),
+        })
+    }
+
     /// The city as pretty-printed JSON that [`CityConfig::from_json`] reads back.
     pub fn to_json(&self) -> String {
         // A config holds only strings, numbers, vectors and plain structs: it always serializes.

@@ -13,6 +13,18 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// The text is not TOML or does not have the shape of a city config.
+    #[error("city config is not valid TOML: {message}")]
+    Toml {
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The config could not be written as TOML.
+    #[error("city config cannot be written as TOML: {message}")]
+    TomlOutput {
+        /// The writer's message.
+        message: String,
+    },
     /// The config has one or more problems; every one found is listed.
     #[error("{} problem(s) in city config: {}", .0.len(), summary(.0))]
     Problems(Vec<ConfigProblem>),

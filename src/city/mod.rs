@@ -91,6 +91,15 @@ impl City {
         City::new(&CityConfig::from_json(text)?, grid)
     }
 
+    /// Reads a city from TOML and builds it over `grid`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Toml`] for text that is not a city config, otherwise as
+    /// [`City::new`].
+    pub fn from_toml(text: &str, grid: impl Into<Arc<Grid>>) -> Result<City, ConfigError> {
+        City::new(&CityConfig::from_toml(text)?, grid)
+    }
+
     /// The built-in demo city (see [`demo_city`]).
     pub fn demo() -> City {
         demo_city()

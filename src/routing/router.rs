@@ -58,6 +58,9 @@ pub enum RoutingError {
     /// The service item is not in the city's catalogue.
     #[error("unknown service item {0}")]
     UnknownServiceItem(ServiceItemId),
+    /// A service-point request for a category that names no service item.
+    #[error("category {0} is not a service request (it names no service item)")]
+    NotAService(CategoryId),
     /// A release for a worker who holds no case.
     #[error("{0} holds no case to release")]
     NotHolding(WorkerId),
@@ -689,6 +692,25 @@ impl Router {
             distance_m: d,
             runner_up: second.map(|s| s.1),
         }))
+    }
+
+    /// The nearest service point for a service request of `category` (a category whose
+    /// catalogue entry names a service item), as [`Router::nearest_service_point`].
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownCategory`], or [`RoutingError::NotAService`] for a category
+    /// that names no service item.
+    pub fn service_point_for(
+        &self,
+        category: CategoryId,
+        from: Location,
+    ) -> Result<Option<ServiceChoice>, RoutingError> {
+        let item = self
+            .city
+            .category(category)
+            .ok_or(RoutingError::UnknownCategory(category))?
+            .service_item;
+        self.nearest_service_point(item.ok_or(RoutingError::NotAService(category))?, from)
     }
 
     /// A decision explained with names, for the command center. Allocates; keep it off

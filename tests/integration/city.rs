@@ -1117,3 +1117,13 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn toml_reads_back_the_same_city_and_reports_its_errors() {
+    let config = wangge::demo_config();
+    let text = config.to_toml().unwrap();
+    assert_eq!(wangge::CityConfig::from_toml(&text).unwrap(), config);
+    assert!(wangge::City::from_toml(&text, wangge::demo_city_grid()).is_ok());
+    let err = wangge::CityConfig::from_toml("districts = 3").unwrap_err();
+    assert!(matches!(err, wangge::ConfigError::Toml { .. }), "{err}");
+}

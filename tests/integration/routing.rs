@@ -451,6 +451,21 @@ fn service_requests_go_to_the_nearest_point_offering_the_item() {
         }
     }
     assert!(checked > 0);
+    // Through a service category of the catalogue, and refused for any other.
+    let at = place(&city, CellId::from_index(0).unwrap());
+    let (service, other): (Vec<_>, Vec<_>) = (0..city.categories().len())
+        .map(|k| CategoryId::from_index(k).unwrap())
+        .partition(|&k| city.category(k).unwrap().service_item.is_some());
+    let k = service[0];
+    let item = city.category(k).unwrap().service_item.unwrap();
+    assert_eq!(
+        router.service_point_for(k, at).unwrap(),
+        router.nearest_service_point(item, at).unwrap()
+    );
+    assert_eq!(
+        router.service_point_for(other[0], at),
+        Err(RoutingError::NotAService(other[0]))
+    );
     let bad = ServiceItemId::from_index(city.service_items().len()).unwrap();
     assert_eq!(
         router.nearest_service_point(bad, place(&city, CellId::from_index(0).unwrap())),
