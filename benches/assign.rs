@@ -56,6 +56,25 @@ fn cases(city: &City, n: usize) -> Vec<(CellId, CategoryId, Location)> {
     out
 }
 
+/// Routes each case of `batch` (after `before` runs with its place) and releases the
+/// worker, so loads stay in a steady state.
+fn route_batch(
+    router: &Router,
+    batch: &[(CellId, CategoryId, Location)],
+    mut before: impl FnMut(Location),
+) {
+    for &(cell, category, location) in batch {
+        before(location);
+        let d = router
+            .route(black_box(&CaseRequest::new(cell, category, location)))
+            .unwrap();
+        if let Some(w) = d.worker() {
+            router.release(w).unwrap();
+        }
+        black_box(d);
+    }
+}
+
 fn bench_city(c: &mut Criterion, name: &str, city: Arc<City>) {
     let router = Router::new(city.clone(), RouterConfig::default()).unwrap();
     let pool = cases(&city, POOL);
@@ -66,32 +85,17 @@ fn bench_city(c: &mut Criterion, name: &str, city: Arc<City>) {
     let mut at = 0;
     group.bench_function("route", |b| {
         b.iter(|| {
-            for &(cell, category, location) in &pool[at..at + BATCH] {
-                let d = router
-                    .route(black_box(&CaseRequest::new(cell, category, location)))
-                    .unwrap();
-                if let Some(w) = d.worker() {
-                    router.release(w).unwrap();
-                }
-                black_box(d);
-            }
+            route_batch(&router, &pool[at..at + BATCH], |_| {});
             at = (at + BATCH) % POOL;
         })
     });
     let mut rng = Rng(SEED ^ 1);
     group.bench_function("route_with_position_updates", |b| {
         b.iter(|| {
-            for &(cell, category, location) in &pool[at..at + BATCH] {
+            route_batch(&router, &pool[at..at + BATCH], |location| {
                 let w = WorkerId::from_index((rng.next() % workers as u64) as usize).unwrap();
                 router.set_position(w, location).unwrap();
-                let d = router
-                    .route(black_box(&CaseRequest::new(cell, category, location)))
-                    .unwrap();
-                if let Some(w) = d.worker() {
-                    router.release(w).unwrap();
-                }
-                black_box(d);
-            }
+            });
             at = (at + BATCH) % POOL;
         })
     });

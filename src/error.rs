@@ -24,3 +24,17 @@ pub enum Error {
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
 }
+
+/// The first few items of a list of problems, then how many more: for one-line messages.
+pub(crate) fn summary<T: std::fmt::Display>(problems: &[T]) -> String {
+    const SHOWN: usize = 5;
+    let mut s: Vec<String> = problems
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if problems.len() > SHOWN {
+        s.push(format!("and {} more", problems.len() - SHOWN));
+    }
+    s.join("; ")
+}

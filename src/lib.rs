@@ -42,6 +42,7 @@
 mod city;
 mod error;
 mod grid;
+mod rng;
 mod routing;
 
 pub use city::{

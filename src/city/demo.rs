@@ -7,6 +7,7 @@
 //! platforms with realistic deadlines, duty lists with a few per-unit overrides, service
 //! points and a few hundred multi-role workers. Everything is deterministic.
 
+use crate::rng::SplitMix64;
 use std::collections::HashMap;
 
 use super::config::{
@@ -508,23 +509,6 @@ pub fn demo_city() -> City {
     City::new(&config, grid).expect("the demo city is valid")
 }
 
-/// A deterministic generator (SplitMix64): the demo must be the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// A point inside cell `id`: its envelope's center if the cell covers it, else a point of
 /// a sampled lattice over the envelope, else a vertex (on the closed boundary).
 fn point_in(grid: &Grid, id: CellId) -> Option<Location> {
@@ -655,7 +639,7 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         return Err(ConfigError::Problems(problems));
     }
 
-    let mut rng = Rng(0x5eed_c17a_9e00_0001);
+    let mut rng = SplitMix64(0x5eed_c17a_9e00_0001);
     let dept_id = |district: &str, key: &str| format!("{district}-{key}");
 
     let district_configs: Vec<DistrictConfig> = districts
@@ -894,7 +878,7 @@ fn demo_workers(
     communities: &[(String, String)],
     community_cells: &[Vec<CellId>],
     wanted: Option<usize>,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
 ) -> Vec<WorkerConfig> {
     const SURNAMES: [&str; 20] = [
         "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡",
@@ -925,7 +909,7 @@ fn demo_workers(
         }
     };
     let mut workers = Vec::new();
-    let mut add = |kind: WorkerKind, seed: CellId, community: &str, rng: &mut Rng| {
+    let mut add = |kind: WorkerKind, seed: CellId, community: &str, rng: &mut SplitMix64| {
         let mut cells = vec![seed];
         let extra = rng.below(3);
         cells.extend(touching(grid, seed, community).into_iter().take(extra));

@@ -1,6 +1,7 @@
 //! Why a city was refused: every problem, each with the path to it.
 
 use super::config::{DutyLevel, MandatoryOrgan, Platform, Priority};
+use crate::error::summary;
 
 /// Why a [`CityConfig`](crate::CityConfig) could not be read or built into a
 /// [`City`](crate::City), or why a lookup on a city failed.
@@ -46,19 +47,6 @@ impl ConfigError {
             _ => &[],
         }
     }
-}
-
-fn summary(problems: &[ConfigProblem]) -> String {
-    const SHOWN: usize = 5;
-    let mut s: Vec<String> = problems
-        .iter()
-        .take(SHOWN)
-        .map(ToString::to_string)
-        .collect();
-    if problems.len() > SHOWN {
-        s.push(format!("and {} more", problems.len() - SHOWN));
-    }
-    s.join("; ")
 }
 
 /// One problem, and where it is.

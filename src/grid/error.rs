@@ -1,5 +1,6 @@
 //! Errors of reading and building a grid.
 
+use crate::error::summary;
 /// Why a grid was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -28,19 +29,6 @@ pub enum GridError {
         /// The number that did not fit.
         count: usize,
     },
-}
-
-fn summary(problems: &[CellProblem]) -> String {
-    const SHOWN: usize = 5;
-    let mut s: Vec<String> = problems
-        .iter()
-        .take(SHOWN)
-        .map(ToString::to_string)
-        .collect();
-    if problems.len() > SHOWN {
-        s.push(format!("and {} more", problems.len() - SHOWN));
-    }
-    s.join("; ")
 }
 
 /// One problem with one cell (a GeoJSON feature).
