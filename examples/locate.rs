@@ -178,12 +178,13 @@ fn report(grid: &Grid, points: &[Location], n: u32) -> Result<(), Box<dyn Error>
     let geometry = grid.geometry_bytes();
     let per_cell = |bytes: usize| bytes as f64 / grid.len() as f64;
     eprintln!(
-        "grid: {} cells, index built in {:.1} ms",
+        "grid: {} cells, validated and indexed in {:.1} ms (bucket table {:.1} ms)",
         grid.len(),
-        grid.build_time().as_secs_f64() * 1e3
+        grid.build_time().as_secs_f64() * 1e3,
+        stats.build_time.as_secs_f64() * 1e3
     );
     eprintln!(
-        "memory: index {} bytes ({:.0} per cell), geometry {} bytes ({:.0} per cell); buckets {}x{}: {} pure, {} one-edge, {} mixed",
+        "memory: index {} bytes ({:.0} per cell), geometry {} bytes ({:.0} per cell); buckets {}x{}: {} pure, {} one-edge, {} one-vertex, {} mixed",
         stats.bytes,
         per_cell(stats.bytes),
         geometry,
@@ -192,6 +193,7 @@ fn report(grid: &Grid, points: &[Location], n: u32) -> Result<(), Box<dyn Error>
         stats.ny,
         stats.pure,
         stats.one_edge,
+        stats.star,
         stats.mixed
     );
     if points.is_empty() {

@@ -85,6 +85,8 @@ pub struct IndexStats {
     pub mixed: usize,
     /// Heap bytes of the bucket table and its side tables (not the cells' geometry).
     pub bytes: usize,
+    /// How long building the table took.
+    pub build_time: std::time::Duration,
 }
 
 /// The fast exact lookup.
@@ -143,6 +145,7 @@ impl<T: Copy + Default> Rows<T> {
 impl BucketIndex {
     /// Builds the table for `shapes` (at least one cell, fewer than [`MAX_CELLS`]).
     pub(crate) fn build(shapes: &Shapes) -> BucketIndex {
+        let started = std::time::Instant::now();
         let n = shapes.cell_count();
         let bb = shapes.cell_bbox.iter().fold(shapes.cell_bbox[0], |a, b| {
             super::geometry::bbox_union(&a, b)
@@ -340,6 +343,7 @@ impl BucketIndex {
             + edges.capacity() * std::mem::size_of::<EdgeBucket>()
             + stars.capacity() * std::mem::size_of::<StarItem>()
             + mixed.capacity() * 4;
+        stats.build_time = started.elapsed();
         BucketIndex {
             x0: bb[0],
             y0: bb[1],
