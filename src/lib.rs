@@ -12,10 +12,16 @@
 //!              locate     choose    returns    rate        indicators
 //! ```
 //!
-//! This release provides the spatial grid: [`Grid`] reads cells from GeoJSON (or takes
-//! them built in code), refuses bad input with a typed [`GridError`] naming every problem,
-//! and answers [`Grid::locate`] exactly (boundary points included) through a flat bucket
-//! table that needs no polygon test for most points.
+//! What is built so far, stage by stage:
+//!
+//! | part | front door | what it answers |
+//! | --- | --- | --- |
+//! | grid | [`Grid`] | which cell a point lies in ([`Grid::locate`], exact, ~15-25 ns), a cell's neighbours ([`Grid::neighbours`], [`Grid::rings_into`]), whether the grid covers its jurisdiction ([`Grid::audit`]) |
+//! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce and service points |
+//! | routing | [`Router`] | which worker takes a case ([`Router::route`], with a [`Trace`]), returns (退单) and rulings, live worker state, the nearest service point |
+//!
+//! Bad input never panics: every refusal is a typed error naming the problem and where it
+//! is ([`GridError`], [`ConfigError`], [`RoutingError`], wrapped by [`Error`]).
 //!
 //! ```
 //! use wangge::{Cell, Grid, Location, Polygon};
@@ -28,6 +34,25 @@
 //! let cell = grid.locate(Location::new(120.005, 36.005)?).expect("inside");
 //! assert_eq!(grid[cell].name, "G-001");
 //! assert_eq!(grid[cell].community.as_deref(), Some("C1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A case end to end on the built-in demo city: locate it, admit it, route it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wangge::{CaseRequest, Location, Outcome, Router, RouterConfig};
+//!
+//! let city = Arc::new(wangge::demo_city());
+//! let router = Router::new(city.clone(), RouterConfig::default())?;
+//! let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
+//! let at = Location::new(120.33, 36.12)?;
+//! let cell = city.grid().locate(at).expect("on land");
+//! let decision = router.route(&CaseRequest::new(cell, category, at))?;
+//! if let Outcome::Assigned { worker } = decision.outcome {
+//!     assert!(router.worker_state(worker)?.load >= 1);
+//! }
+//! println!("{}", router.explain(&decision));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
