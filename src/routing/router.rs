@@ -152,16 +152,22 @@ struct Near {
     worker: u32,
 }
 
-/// Workers a decision must not choose: the case's returners and those it lost claims on.
+/// Workers a decision must not choose: the case's returners first, then those it lost
+/// claims on.
 struct Excluded {
     ids: [u32; MAX_RETURNS as usize + MAX_LOST_CLAIMS],
     len: usize,
+    returners: usize,
 }
 
 impl Excluded {
+    /// Whether `w` is excluded, and if so whether as a returner.
     #[inline]
-    fn contains(&self, w: u32) -> bool {
-        self.ids[..self.len].contains(&w)
+    fn find(&self, w: u32) -> Option<bool> {
+        self.ids[..self.len]
+            .iter()
+            .position(|&x| x == w)
+            .map(|i| i < self.returners)
     }
     fn push(&mut self, w: u32) {
         if self.len < self.ids.len() {
@@ -398,10 +404,12 @@ impl Router {
         let mut excluded = Excluded {
             ids: [u32::MAX; MAX_RETURNS as usize + MAX_LOST_CLAIMS],
             len: 0,
+            returners: 0,
         };
         for w in case.returned_by {
             excluded.push(w.index() as u32);
         }
+        excluded.returners = excluded.len;
         let cos_lat = case.location.lat().to_radians().cos();
         loop {
             let (found, best, skipped) =
@@ -514,9 +522,17 @@ impl Router {
             skipped.no_role = skipped.no_role.saturating_add(1);
             return;
         }
-        if excluded.contains(w) {
-            skipped.returned = skipped.returned.saturating_add(1);
-            return;
+        match excluded.find(w) {
+            Some(true) => {
+                skipped.returned = skipped.returned.saturating_add(1);
+                return;
+            }
+            // Lost to a concurrent decision a moment ago: no longer available.
+            Some(false) => {
+                skipped.unavailable = skipped.unavailable.saturating_add(1);
+                return;
+            }
+            None => {}
         }
         let slot = self.board.slot(WorkerId(w));
         let (load, capacity) = (slot.load(), slot.capacity());
