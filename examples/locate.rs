@@ -19,6 +19,8 @@
 //! the built-in demo grid: every answer of every path equals `locate_brute_force`.
 
 use clap::Parser;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use std::alloc::System;
 use std::error::Error;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -59,6 +61,10 @@ fn fail(message: impl Into<String>) -> Box<dyn Error> {
     Box::new(Failure(message.into()))
 }
 
+/// Counts allocations, so the report can say how much memory the grid holds in all.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
 /// Rows located and written per chunk.
 const CHUNK: usize = 1 << 16;
 
@@ -76,8 +82,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn run(grid_path: &Path, points_path: &Path, repeat: Option<u32>) -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(grid_path)
         .map_err(|e| fail(format!("cannot read grid {}: {e}", grid_path.display())))?;
+    let region = Region::new(GLOBAL);
     let grid = Grid::from_geojson(&text)
         .map_err(|e| fail(format!("bad grid {}: {e}", grid_path.display())))?;
+    // What the parse allocated and did not free: everything the grid holds.
+    let change = region.change();
+    let held = (change.bytes_allocated as isize - change.bytes_deallocated as isize
+        + change.bytes_reallocated)
+        .max(0) as usize;
     drop(text);
 
     let mut reader = csv::ReaderBuilder::new()
@@ -167,13 +179,18 @@ fn run(grid_path: &Path, points_path: &Path, repeat: Option<u32>) -> Result<(), 
     drop(out);
 
     if let Some(n) = repeat.filter(|&n| n > 0) {
-        report(&grid, &all, n)?;
+        report(&grid, Some(held), &all, n)?;
     }
     Ok(())
 }
 
 /// Times the three lookup paths over the whole batch and checks that they agree.
-fn report(grid: &Grid, points: &[Location], n: u32) -> Result<(), Box<dyn Error>> {
+fn report(
+    grid: &Grid,
+    held: Option<usize>,
+    points: &[Location],
+    n: u32,
+) -> Result<(), Box<dyn Error>> {
     let stats = grid.index_stats();
     let geometry = grid.geometry_bytes();
     let per_cell = |bytes: usize| bytes as f64 / grid.len() as f64;
@@ -196,6 +213,12 @@ fn report(grid: &Grid, points: &[Location], n: u32) -> Result<(), Box<dyn Error>
         stats.star,
         stats.mixed
     );
+    if let Some(held) = held {
+        eprintln!(
+            "the grid holds {held} bytes in all ({:.0} per cell): cells as given, packed geometry, bucket table, R-tree, neighbour graph, names",
+            per_cell(held)
+        );
+    }
     if points.is_empty() {
         eprintln!("no valid points to time");
         return Ok(());
@@ -264,5 +287,5 @@ fn self_check() -> Result<(), Box<dyn Error>> {
         points.len() - inside
     )?;
     out.flush()?;
-    report(&grid, &points, 3)
+    report(&grid, None, &points, 3)
 }
