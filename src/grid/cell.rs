@@ -76,7 +76,9 @@ impl Polygon {
 pub struct Cell {
     /// Unique name of the cell (the GeoJSON `id` property).
     pub name: String,
-    /// The community or village (村居) the cell belongs to.
+    /// The community or village (村居) the cell belongs to: the community's **id** in the
+    /// city config (`CityConfig::communities[..].id`), which is how a
+    /// [`City`](crate::City) ties cells to units.
     #[serde(default)]
     pub community: Option<String>,
     /// The street or town office (镇街).

@@ -440,3 +440,48 @@ fn shared_edges_go_to_the_first_cell_and_holes_are_outside() {
     );
     assert_eq!(name(2.0 + 1e-12, 0.5), None, "1e-12 outside");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the file holds, reading it is an answer or a typed error, never a panic;
+    /// and a grid that is accepted answers `locate` everywhere, even at the poles.
+    #[test]
+    fn mangled_geojson_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, prop::sample::select(vec![
+            "", "[", "]", "{", "}", ",", ":", "\"", "0", "-", "1e400", "NaN", "null", "[]", "[[]]",
+            "\"Polygon\"", "\"MultiPolygon\"", "\"id\"", "180.0000001", "-91", "1e-320", "true",
+        ])), 1..6),
+    ) {
+        let cells = random_grid(3, 2, 5, true);
+        let mut text = Grid::new(cells).unwrap().to_geojson();
+        for (at, op, piece) in edits {
+            let mut i = at.index(text.len().max(1));
+            while i > 0 && !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            match op {
+                0 => text.insert_str(i, piece),
+                1 => {
+                    let end = (i + 1 + piece.len()).min(text.len());
+                    let end = (end..=text.len()).find(|&e| text.is_char_boundary(e)).unwrap_or(text.len());
+                    text.replace_range(i..end, piece);
+                }
+                2 => text.truncate(i),
+                _ => {
+                    // Replace the number starting at or after i.
+                    if let Some(start) = text[i..].find(|c: char| c.is_ascii_digit()).map(|k| k + i) {
+                        let end = text[start..].find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(text.len(), |k| k + start);
+                        text.replace_range(start..end, piece);
+                    }
+                }
+            }
+        }
+        if let Ok(grid) = Grid::from_geojson(&text) {
+            for (lon, lat) in [(-180.0, -90.0), (180.0, 90.0), (0.0, 0.0), (120.0, 36.0), (120.01, 36.008)] {
+                let p = Location::new(lon, lat).unwrap();
+                prop_assert_eq!(grid.locate(p), grid.locate_brute_force(p));
+            }
+        }
+    }
+}
