@@ -23,8 +23,10 @@ pub enum GridError {
     /// One or more cells are bad; every problem found is listed.
     #[error("{} bad cell(s): {}", .0.len(), summary(.0))]
     Cells(Vec<CellProblem>),
-    /// The grid is larger than a `u32` index can address.
-    #[error("grid has too many cells or vertices ({count})")]
+    /// The grid is too large to index: more cells or vertices than a `u32` addresses, or
+    /// cells whose envelopes overlap so much (thousands stacked on one another) that the
+    /// lookup table would not fit in memory.
+    #[error("grid too large to index ({count} cells or vertices, or envelopes stacked too deep)")]
     TooLarge {
         /// The number that did not fit.
         count: usize,

@@ -34,6 +34,8 @@ pub const BUCKETS_PER_CELL: usize = 32;
 
 /// The table never grows beyond this many buckets (256 MiB).
 const MAX_BUCKETS: usize = 1 << 26;
+/// The most (bucket, cell) or (bucket, edge) pairs the build may hold at once.
+const MAX_ROW_ITEMS: u64 = 1 << 27;
 
 const TAG_SHIFT: u32 = 30;
 const PAYLOAD: u32 = (1 << TAG_SHIFT) - 1;
@@ -119,9 +121,17 @@ struct Rows<T> {
 impl<T: Copy + Default> Rows<T> {
     /// Two passes over `each`: count, then fill. `each(emit)` must emit the same
     /// `(row, item)` pairs both times.
-    fn build(rows: usize, each: impl Fn(&mut dyn FnMut(usize, T))) -> Rows<T> {
+    fn build(rows: usize, each: impl Fn(&mut dyn FnMut(usize, T))) -> Option<Rows<T>> {
         let mut count = vec![0u32; rows + 1];
-        each(&mut |row, _| count[row + 1] += 1);
+        let mut total = 0u64;
+        each(&mut |row, _| {
+            count[row + 1] = count[row + 1].saturating_add(1);
+            total += 1;
+        });
+        // Overlapping giant cells could ask for more than memory allows: refuse instead.
+        if total > MAX_ROW_ITEMS {
+            return None;
+        }
         for i in 0..rows {
             count[i + 1] += count[i];
         }
@@ -131,10 +141,10 @@ impl<T: Copy + Default> Rows<T> {
             items[fill[row] as usize] = item;
             fill[row] += 1;
         });
-        Rows {
+        Some(Rows {
             start: count,
             items,
-        }
+        })
     }
 
     fn row(&self, i: usize) -> &[T] {
@@ -143,8 +153,9 @@ impl<T: Copy + Default> Rows<T> {
 }
 
 impl BucketIndex {
-    /// Builds the table for `shapes` (at least one cell, fewer than [`MAX_CELLS`]).
-    pub(crate) fn build(shapes: &Shapes) -> BucketIndex {
+    /// Builds the table for `shapes` (at least one cell, fewer than [`MAX_CELLS`]); `None`
+    /// if the cells' envelopes overlap so much that the build would not fit in memory.
+    pub(crate) fn build(shapes: &Shapes) -> Option<BucketIndex> {
         let started = std::time::Instant::now();
         let n = shapes.cell_count();
         let bb = shapes.cell_bbox.iter().fold(shapes.cell_bbox[0], |a, b| {
@@ -210,7 +221,7 @@ impl BucketIndex {
                     }
                 }
             }
-        });
+        })?;
         // Edges (by the index of their first vertex) that may touch each bucket.
         let ring_cell: Vec<u32> = {
             let mut v = vec![0u32; shapes.ring_start.len() - 1];
@@ -244,7 +255,7 @@ impl BucketIndex {
                     }
                 }
             }
-        });
+        })?;
 
         let mut table = vec![0u32; buckets];
         let mut edges = Vec::new();
@@ -344,7 +355,7 @@ impl BucketIndex {
             + stars.capacity() * std::mem::size_of::<StarItem>()
             + mixed.capacity() * 4;
         stats.build_time = started.elapsed();
-        BucketIndex {
+        Some(BucketIndex {
             x0: bb[0],
             y0: bb[1],
             x1: bb[2],
@@ -358,7 +369,7 @@ impl BucketIndex {
             stars,
             mixed,
             stats,
-        }
+        })
     }
 
     pub(crate) fn stats(&self) -> IndexStats {

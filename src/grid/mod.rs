@@ -107,10 +107,9 @@ impl Grid {
             return Err(GridError::Cells(problems));
         }
         let shapes = Shapes::pack(&cells);
-        let buckets = BucketIndex::build(&shapes);
-        if !buckets.fits() {
-            return Err(GridError::TooLarge { count: cells.len() });
-        }
+        let buckets = BucketIndex::build(&shapes)
+            .filter(BucketIndex::fits)
+            .ok_or(GridError::TooLarge { count: cells.len() })?;
         let tree = EnvelopeTree::build(&shapes);
         let adjacency = neighbours::Adjacency::build(&shapes);
         let by_name = cells

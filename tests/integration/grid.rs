@@ -485,3 +485,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn envelopes_that_overlap_beyond_memory_are_refused_not_a_panic() {
+    // Thousands of cells stacked on one another: every bucket would list every cell.
+    let cells: Vec<Cell> = (0..2100)
+        .map(|i| {
+            Cell::new(
+                format!("stack-{i}"),
+                vec![Polygon::rect([120.0, 36.0], [120.1, 36.1])],
+            )
+        })
+        .collect();
+    assert!(matches!(
+        Grid::new(cells),
+        Err(GridError::TooLarge { count: 2100 })
+    ));
+    // A few stacked cells are fine, and the first one wins everywhere.
+    let few: Vec<Cell> = (0..3)
+        .map(|i| {
+            Cell::new(
+                format!("s{i}"),
+                vec![Polygon::rect([120.0, 36.0], [120.1, 36.1])],
+            )
+        })
+        .collect();
+    let grid = Grid::new(few).unwrap();
+    assert_eq!(
+        grid.locate(Location::new(120.05, 36.05).unwrap())
+            .map(|c| c.index()),
+        Some(0)
+    );
+}
