@@ -15,6 +15,9 @@ use std::sync::Arc;
 pub const MAX_RING: u8 = 8;
 /// The most returns a case may have before it goes to a ruling.
 pub const MAX_RETURNS: u8 = 16;
+/// The most (cell, worker) entries the candidate lists may hold (1 GiB of pairs while
+/// building): beyond it, workers' home areas overlap far more than any real grid's.
+const MAX_CANDIDATE_ENTRIES: usize = 1 << 27;
 /// How often a decision searches again after losing a claim to a concurrent one.
 const MAX_LOST_CLAIMS: usize = 8;
 
@@ -93,6 +96,13 @@ pub enum RoutingError {
         street: UnitId,
         /// The platform.
         platform: Platform,
+    },
+    /// The candidate lists would not fit in memory: workers whose home cells cover much of
+    /// the grid, many times over.
+    #[error("candidate lists too large ({entries} entries): workers' home areas overlap too much")]
+    TooLarge {
+        /// Entries reached when the build stopped.
+        entries: usize,
     },
     /// A capacity of zero or above the city's maximum.
     #[error("capacity {0} out of range (1 to {max})", max = crate::city::MAX_CAPACITY)]
@@ -240,7 +250,8 @@ impl Router {
     ///
     /// # Errors
     /// [`RoutingError::Config`] for a `max_ring` above [`MAX_RING`] or a `max_returns`
-    /// outside 1 to [`MAX_RETURNS`].
+    /// outside 1 to [`MAX_RETURNS`]; [`RoutingError::TooLarge`] if the candidate lists
+    /// would exceed 2^27 entries.
     pub fn new(city: Arc<City>, config: RouterConfig) -> Result<Router, RoutingError> {
         let policy = config.policy.policy();
         Router::with_policy(city, config, policy)
@@ -295,6 +306,11 @@ impl Router {
             }
             row.sort_unstable();
             pairs.extend(row.iter().map(|&n| (cell.index(), n)));
+            if pairs.len() > MAX_CANDIDATE_ENTRIES {
+                return Err(RoutingError::TooLarge {
+                    entries: pairs.len(),
+                });
+            }
         }
         let near = Csr::from_pairs(grid.len(), &pairs);
         // Community lists: every worker with a home cell in the community, by id.
