@@ -23,6 +23,15 @@ pub enum Error {
     /// A routing request was refused.
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
+    /// An engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] crate::pipeline::EngineError),
+    /// A report was refused.
+    #[error(transparent)]
+    Submit(#[from] crate::pipeline::SubmitError),
+    /// An action on a case was refused.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::pipeline::LifecycleError),
 }
 
 /// The first few items of a list of problems, then how many more: for one-line messages.

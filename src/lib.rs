@@ -65,8 +65,10 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 mod city;
+mod clock;
 mod error;
 mod grid;
+mod pipeline;
 mod rng;
 mod routing;
 
@@ -82,12 +84,19 @@ pub use city::{
     UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, demo_city, demo_city_grid,
     demo_config, demo_config_for, demo_config_with_workers,
 };
+pub use clock::{Clock, SimClock, SystemClock, Timestamp};
 pub use error::Error;
 pub use grid::generate;
 pub use grid::{
     AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
     IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
     NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
+};
+pub use pipeline::{
+    Action, Actor, Case, CaseBrief, CaseEvent, CaseId, CaseState, Command, Engine, EngineBuilder,
+    EngineConfig, EngineError, Indicators, LifecycleError, MAX_DESCRIPTION, Notice, Report,
+    Reporter, Satisfaction, Snapshot, Source, SubmitError, Subscription, Tally, Transition,
+    Verifier, is_legal_move, is_legal_start,
 };
 pub use routing::{
     Candidate, CaseRequest, Decision, FairRotation, Found, LeastLoaded, MAX_RETURNS, MAX_RING,

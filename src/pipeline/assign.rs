@@ -1,0 +1,255 @@
+//! Assign (分办): route registered and reopened cases with the router; keep the organ
+//! queues (priority, then age) and drain them when a worker of their street frees up or
+//! comes on duty; on-the-spot handling (随手办) of a patrolling worker's own report.
+
+use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
+use super::engine::{AssignMsg, Out, Shared, finish, step};
+use super::handle::rearm;
+use super::lifecycle::{Action, Actor, CaseState};
+use crate::city::{Holder, OrganId, UnitId, WorkerId};
+use crate::clock::Timestamp;
+use crate::routing::Outcome;
+use crossbeam_channel::Receiver;
+use std::sync::atomic::Ordering;
+
+/// The assign thread.
+pub(crate) fn run(s: &Shared, rx: &Receiver<AssignMsg>) {
+    for msg in rx.iter() {
+        let mut out = Out::new(s);
+        match msg {
+            AssignMsg::New(ids) => {
+                route_batch(s, &ids, true, &mut out);
+                s.assigned.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+            AssignMsg::Reroute(ids) => route_batch(s, &ids, false, &mut out),
+            AssignMsg::Freed(workers) => out.freed = workers,
+            AssignMsg::Enqueue(items) => out.enqueue = items,
+            AssignMsg::Barrier(tx) => {
+                s.bus.barrier(tx);
+                continue;
+            }
+            AssignMsg::Stop => {
+                s.bus.stop();
+                return;
+            }
+        }
+        settle(s, out);
+    }
+}
+
+/// Does this thread's own follow-ups here (it must never wait on its own channel), then
+/// sends the rest on.
+fn settle(s: &Shared, mut out: Out) {
+    loop {
+        let enqueue = std::mem::take(&mut out.enqueue);
+        let mut organs: Vec<OrganId> = Vec::with_capacity(enqueue.len());
+        for (organ, key) in enqueue {
+            if let Some(q) = s.queues.get(organ.index()) {
+                q.lock().insert(key);
+                organs.push(organ);
+            }
+        }
+        let reroute = std::mem::take(&mut out.reroute);
+        if !reroute.is_empty() {
+            route_batch(s, &reroute, false, &mut out);
+        }
+        let freed = std::mem::take(&mut out.freed);
+        let mut streets: Vec<u32> = freed
+            .iter()
+            .filter_map(|w| s.worker_street.get(w.index()).copied())
+            .filter(|&st| st != NONE32)
+            .collect();
+        streets.sort_unstable();
+        streets.dedup();
+        for street in streets {
+            for &organ in s.city.street_organs(UnitId(street)) {
+                drain(s, organ, &mut out);
+            }
+        }
+        // A case queued just now may find a worker freed a moment ago.
+        organs.sort_unstable();
+        organs.dedup();
+        for organ in organs {
+            drain(s, organ, &mut out);
+        }
+        if out.enqueue.is_empty() && out.reroute.is_empty() && out.freed.is_empty() {
+            break;
+        }
+    }
+    s.flush(out);
+}
+
+/// Routes registered (`fresh`) or reopened cases of a batch.
+fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
+    let now = s.now();
+    let mut sorted;
+    let ids = if ids.is_sorted() {
+        ids
+    } else {
+        sorted = ids.to_vec();
+        sorted.sort_unstable();
+        &sorted[..]
+    };
+    s.store.each(ids, |id, rec| {
+        let expected = if fresh {
+            CaseState::Registered
+        } else {
+            CaseState::Reopened
+        };
+        if rec.state != expected {
+            return;
+        }
+        if fresh && rec.flags & F_ON_SPOT != 0 && take_on_spot(s, id, rec, now, out) {
+            return;
+        }
+        let Some(req) = s.req(id, rec) else { return };
+        match s.port.route(&req) {
+            Ok(outcome) => {
+                apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
+            }
+            // Only unknown ids make the router refuse, and collection checked them: queue
+            // nothing, leave the case where it is for the center to see.
+            Err(_) => {}
+        }
+    });
+}
+
+/// Puts a routing outcome on the case.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply(
+    s: &Shared,
+    id: u64,
+    rec: &mut Rec,
+    outcome: Outcome,
+    action: Action,
+    actor: Actor,
+    now: Timestamp,
+    out: &mut Out,
+) -> CaseState {
+    rec.flags &= !F_UNCLAIMED;
+    match outcome {
+        Outcome::Assigned { worker } => {
+            rec.worker = worker.index() as u32;
+            rec.organ = NONE32;
+            rec.accept_by = now.plus(s.config.accept_within).0;
+            step(rec, id, now, CaseState::Dispatched, action, actor, out);
+            rearm(s, id, rec, now, out);
+        }
+        Outcome::Queued { organ } => {
+            rec.worker = NONE32;
+            rec.organ = organ.index() as u32;
+            rec.accept_by = 0;
+            step(rec, id, now, CaseState::Queued, action, actor, out);
+            out.enqueue
+                .push((organ, (rec.priority.index() as u8, rec.at, id)));
+        }
+        Outcome::Ruling { organ } => {
+            rec.worker = NONE32;
+            rec.organ = organ.index() as u32;
+            rec.accept_by = 0;
+            step(rec, id, now, CaseState::Ruling, action, actor, out);
+        }
+        Outcome::Referred { .. } => {
+            rec.worker = NONE32;
+            rec.accept_by = 0;
+            step(rec, id, now, CaseState::Referred, Action::Refer, actor, out);
+            finish(id, rec, out);
+        }
+    }
+    rec.state
+}
+
+/// 随手办: the reporting worker takes the case at once if it is theirs to hold: they have
+/// a role the category needs and belong to the holder (their home cells lie in the holding
+/// community, or in the holding street office).
+fn take_on_spot(s: &Shared, id: u64, rec: &mut Rec, now: Timestamp, out: &mut Out) -> bool {
+    let Reporter::Worker(w) = rec.reporter else {
+        return false;
+    };
+    if !may_hold(s, rec, w) {
+        return false;
+    }
+    let Some(req) = s.req(id, rec) else {
+        return false;
+    };
+    let Ok(claimed) = s.port.assign_to(&req, w) else {
+        return false;
+    };
+    rec.worker = w.index() as u32;
+    if !claimed {
+        rec.flags |= F_UNCLAIMED;
+    }
+    step(
+        rec,
+        id,
+        now,
+        CaseState::Accepted,
+        Action::TakeOnSpot,
+        Actor::Worker(w),
+        out,
+    );
+    true
+}
+
+fn may_hold(s: &Shared, rec: &Rec, w: WorkerId) -> bool {
+    let city = &s.city;
+    let (Some(worker), Some(category), Some(cell)) =
+        (city.worker(w), city.category(rec.category()), rec.cell())
+    else {
+        return false;
+    };
+    if !worker.roles.intersects(category.roles) {
+        return false;
+    }
+    let Ok(admission) = city.admit(cell, rec.category()) else {
+        return false;
+    };
+    let homes = city.home_cells(w);
+    match admission.holder {
+        Holder::Community(c) => homes
+            .iter()
+            .any(|&h| city.community_of(h).is_ok_and(|hc| hc == c)),
+        Holder::Street { street, .. } => homes
+            .iter()
+            .any(|&h| city.chain(h).is_ok_and(|ch| ch.street == street)),
+        Holder::Department(_) => false,
+    }
+}
+
+/// Gives the heads of an organ's queue to whoever the router finds, until the head finds
+/// nobody.
+fn drain(s: &Shared, organ: OrganId, out: &mut Out) {
+    let Some(queue) = s.queues.get(organ.index()) else {
+        return;
+    };
+    let now = s.now();
+    loop {
+        let Some(key) = queue.lock().pop_first() else {
+            return;
+        };
+        let id = key.2;
+        let requeue = s
+            .store
+            .with(id, |rec| {
+                // Taken by hand, or queued elsewhere since: the entry is stale.
+                if rec.state != CaseState::Queued || rec.organ != organ.index() as u32 {
+                    return false;
+                }
+                let Some(req) = s.req(id, rec) else {
+                    return false;
+                };
+                match s.port.route(&req) {
+                    Ok(Outcome::Queued { .. }) | Err(_) => true,
+                    Ok(outcome) => {
+                        apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
+                        false
+                    }
+                }
+            })
+            .unwrap_or(false);
+        if requeue {
+            queue.lock().insert(key);
+            return;
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! Reports, cases and the case store.
+//!
+//! The store is a table of segments of [`SEGMENT`] cases, each behind its own parking_lot
+//! mutex. Case ids are handed out in increasing order, a batch of reports gets consecutive
+//! ids, so a stage that works on a batch takes one or two locks for the whole batch instead
+//! of one per case, and threads working on different batches rarely meet.
+
+use super::CaseId;
+use super::lifecycle::{Action, Actor, CaseState, Transition};
+use crate::city::{CategoryId, DepartmentId, Priority, WorkerId};
+use crate::clock::Timestamp;
+use crate::grid::{CellId, Location};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::OnceLock;
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A grid worker on patrol (网格员巡查).
+    Patrol,
+    /// The citizen hotline 12345.
+    Hotline,
+    /// A sensor (camera, smoke or water-level alarm...).
+    Sensor,
+    /// Referred by a department.
+    Referral,
+}
+
+/// Who reported a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reporter {
+    /// Nobody who can be called back.
+    Anonymous,
+    /// A citizen, by the application's own numbering (a caller id, an account).
+    Citizen(u32),
+    /// A grid worker.
+    Worker(WorkerId),
+    /// A sensor, by the application's own numbering.
+    Sensor(u32),
+    /// A department.
+    Department(DepartmentId),
+}
+
+/// The reporter's (or the center's) verdict when a case is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Satisfaction {
+    /// 满意.
+    Satisfied,
+    /// 基本满意.
+    Basic,
+    /// 不满意.
+    Dissatisfied,
+}
+
+impl Satisfaction {
+    fn code(self) -> u8 {
+        match self {
+            Satisfaction::Satisfied => 1,
+            Satisfaction::Basic => 2,
+            Satisfaction::Dissatisfied => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Satisfaction> {
+        match c {
+            1 => Some(Satisfaction::Satisfied),
+            2 => Some(Satisfaction::Basic),
+            3 => Some(Satisfaction::Dissatisfied),
+            _ => None,
+        }
+    }
+}
+
+/// An incident as reported: what, where, when, how urgent, by whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Where it came from.
+    pub source: Source,
+    /// Its category in the city's catalogue.
+    pub category: CategoryId,
+    /// Where it is.
+    pub location: Location,
+    /// When it was seen.
+    pub at: Timestamp,
+    /// How urgent it is.
+    pub priority: Priority,
+    /// Who reported it.
+    pub reporter: Reporter,
+    /// Free text (empty for none; at most [`MAX_DESCRIPTION`] bytes).
+    pub description: String,
+    /// On-the-spot handling (随手办): the reporting worker takes the case at once if the
+    /// case is theirs to hold. Only for a patrol report by a worker.
+    pub on_the_spot: bool,
+}
+
+/// The longest description a report may carry, in bytes.
+pub const MAX_DESCRIPTION: usize = 4096;
+
+impl Report {
+    /// A report of normal priority, by nobody in particular, without a description.
+    pub fn new(source: Source, category: CategoryId, location: Location, at: Timestamp) -> Report {
+        Report {
+            source,
+            category,
+            location,
+            at,
+            priority: Priority::Normal,
+            reporter: Reporter::Anonymous,
+            description: String::new(),
+            on_the_spot: false,
+        }
+    }
+
+    /// The same report with another priority.
+    pub fn with_priority(mut self, priority: Priority) -> Report {
+        self.priority = priority;
+        self
+    }
+
+    /// The same report by `reporter`.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Report {
+        self.reporter = reporter;
+        self
+    }
+
+    /// The same report with a description.
+    pub fn with_description(mut self, text: impl Into<String>) -> Report {
+        self.description = text.into();
+        self
+    }
+
+    /// The same report, to be handled on the spot by its reporting worker (随手办).
+    pub fn on_the_spot(mut self) -> Report {
+        self.on_the_spot = true;
+        self
+    }
+}
+
+/// A case as the command center sees it: its report, where it is now and its whole
+/// history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Case {
+    /// Its id.
+    pub id: CaseId,
+    /// Where the report came from.
+    pub source: Source,
+    /// Category.
+    pub category: CategoryId,
+    /// Where.
+    pub location: Location,
+    /// When it was seen.
+    pub reported_at: Timestamp,
+    /// How urgent.
+    pub priority: Priority,
+    /// Who reported it.
+    pub reporter: Reporter,
+    /// The report's text.
+    pub description: String,
+    /// The cell it lies in (none before collection, or outside the grid).
+    pub cell: Option<CellId>,
+    /// Its state.
+    pub state: CaseState,
+    /// The worker who holds it now (dispatched or accepted).
+    pub worker: Option<WorkerId>,
+    /// The worker who resolved it last.
+    pub resolver: Option<WorkerId>,
+    /// When it must be resolved (moved by extensions and suspensions).
+    pub due: Option<Timestamp>,
+    /// When its worker must have accepted it.
+    pub accept_by: Option<Timestamp>,
+    /// Whether its clock is stopped (缓办).
+    pub suspended: bool,
+    /// How many levels up it has been escalated (督办); 0 for none.
+    pub escalation: u8,
+    /// Whether a reminder (催办) went out.
+    pub reminded: bool,
+    /// How many times it was returned (退单).
+    pub returns: u8,
+    /// How many times it was reopened (返工).
+    pub reopens: u8,
+    /// The verdict at closure.
+    pub satisfaction: Option<Satisfaction>,
+    /// Whether it was resolved by its deadline (suspended time not counted).
+    pub on_time: Option<bool>,
+    /// The case it duplicates, if merged.
+    pub merged_into: Option<CaseId>,
+    /// Cases merged into it.
+    pub duplicates: Vec<CaseId>,
+    /// Every transition, oldest first.
+    pub history: Vec<Transition>,
+    /// Free-text reasons given with some transitions: (index in `history`, text).
+    pub notes: Vec<(usize, String)>,
+}
+
+pub(crate) const NONE32: u32 = u32::MAX;
+pub(crate) const NONE64: u64 = u64::MAX;
+
+pub(crate) const F_REMINDED: u8 = 1;
+pub(crate) const F_ON_TIME: u8 = 2;
+pub(crate) const F_LATE: u8 = 4;
+pub(crate) const F_ON_SPOT: u8 = 8;
+pub(crate) const F_UNCLAIMED: u8 = 16;
+
+/// What most cases never need, kept out of line.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    pub(crate) description: Box<str>,
+    pub(crate) notes: Vec<(u32, Box<str>)>,
+    pub(crate) duplicates: Vec<CaseId>,
+}
+
+/// A case in the store. About 144 bytes plus its history (16 bytes per transition).
+#[derive(Debug)]
+pub(crate) struct Rec {
+    pub(crate) at: u64,
+    pub(crate) location: Location,
+    pub(crate) due: u64,
+    pub(crate) accept_by: u64,
+    pub(crate) suspended_at: u64,
+    pub(crate) parent: u64,
+    pub(crate) armed: u64,
+    pub(crate) history: Vec<Transition>,
+    pub(crate) extra: Option<Box<Extra>>,
+    pub(crate) reporter: Reporter,
+    pub(crate) cell: u32,
+    pub(crate) category: u32,
+    pub(crate) worker: u32,
+    pub(crate) resolver: u32,
+    pub(crate) organ: u32,
+    pub(crate) state: CaseState,
+    pub(crate) source: Source,
+    pub(crate) priority: Priority,
+    pub(crate) escalation: u8,
+    pub(crate) returns: u8,
+    pub(crate) reopens: u8,
+    pub(crate) satisfaction: u8,
+    pub(crate) flags: u8,
+}
+
+/// The usual life (reported, registered, dispatched, accepted, resolved, verified,
+/// closed) fits without growing.
+const HISTORY: usize = 7;
+
+impl Rec {
+    pub(crate) fn from_report(r: Report, now: Timestamp) -> Rec {
+        let extra = (!r.description.is_empty()).then(|| {
+            Box::new(Extra {
+                description: r.description.into_boxed_str(),
+                ..Extra::default()
+            })
+        });
+        let mut history = Vec::with_capacity(HISTORY);
+        let worker = None;
+        history.push(Transition::new(
+            now,
+            None,
+            CaseState::Reported,
+            Action::Submit,
+            actor_of(r.reporter),
+            worker,
+        ));
+        Rec {
+            at: r.at.0,
+            location: r.location,
+            due: 0,
+            accept_by: 0,
+            suspended_at: 0,
+            parent: NONE64,
+            armed: 0,
+            history,
+            extra,
+            reporter: r.reporter,
+            cell: NONE32,
+            category: r.category.index() as u32,
+            worker: NONE32,
+            resolver: NONE32,
+            organ: NONE32,
+            state: CaseState::Reported,
+            source: r.source,
+            priority: r.priority,
+            escalation: 0,
+            returns: 0,
+            reopens: 0,
+            satisfaction: 0,
+            flags: if r.on_the_spot { F_ON_SPOT } else { 0 },
+        }
+    }
+
+    /// The report back, for a submission refused after the case was stored.
+    pub(crate) fn into_report(self) -> Report {
+        Report {
+            source: self.source,
+            category: CategoryId(self.category),
+            location: self.location,
+            at: Timestamp(self.at),
+            priority: self.priority,
+            reporter: self.reporter,
+            description: self
+                .extra
+                .map(|e| String::from(e.description))
+                .unwrap_or_default(),
+            on_the_spot: self.flags & F_ON_SPOT != 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn worker(&self) -> Option<WorkerId> {
+        (self.worker != NONE32).then_some(WorkerId(self.worker))
+    }
+
+    #[inline]
+    pub(crate) fn cell(&self) -> Option<CellId> {
+        (self.cell != NONE32).then_some(CellId(self.cell))
+    }
+
+    #[inline]
+    pub(crate) fn category(&self) -> CategoryId {
+        CategoryId(self.category)
+    }
+
+    /// Moves the case and records it. The caller has checked the move against the table.
+    #[inline]
+    pub(crate) fn go(
+        &mut self,
+        at: Timestamp,
+        to: CaseState,
+        action: Action,
+        actor: Actor,
+    ) -> Transition {
+        let t = Transition::new(at, Some(self.state), to, action, actor, self.worker());
+        debug_assert!(super::lifecycle::is_legal_move(self.state, to), "{t:?}");
+        self.state = to;
+        self.history.push(t);
+        t
+    }
+
+    pub(crate) fn note(&mut self, text: &str) {
+        let index = self.history.len().saturating_sub(1) as u32;
+        self.extra
+            .get_or_insert_with(Box::default)
+            .notes
+            .push((index, text.into()));
+    }
+
+    pub(crate) fn view(&self, id: CaseId) -> Case {
+        let extra = self.extra.as_deref();
+        Case {
+            id,
+            source: self.source,
+            category: self.category(),
+            location: self.location,
+            reported_at: Timestamp(self.at),
+            priority: self.priority,
+            reporter: self.reporter,
+            description: extra.map(|e| e.description.to_string()).unwrap_or_default(),
+            cell: self.cell(),
+            state: self.state,
+            worker: self.worker(),
+            resolver: (self.resolver != NONE32).then_some(WorkerId(self.resolver)),
+            due: (self.due != 0).then_some(Timestamp(self.due)),
+            accept_by: (self.accept_by != 0).then_some(Timestamp(self.accept_by)),
+            suspended: self.suspended_at != 0,
+            escalation: self.escalation,
+            reminded: self.flags & F_REMINDED != 0,
+            returns: self.returns,
+            reopens: self.reopens,
+            satisfaction: Satisfaction::from_code(self.satisfaction),
+            on_time: if self.flags & F_ON_TIME != 0 {
+                Some(true)
+            } else if self.flags & F_LATE != 0 {
+                Some(false)
+            } else {
+                None
+            },
+            merged_into: (self.parent != NONE64).then_some(CaseId(self.parent)),
+            duplicates: extra.map(|e| e.duplicates.clone()).unwrap_or_default(),
+            history: self.history.clone(),
+            notes: extra
+                .map(|e| {
+                    e.notes
+                        .iter()
+                        .map(|(i, t)| (*i as usize, t.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn set_satisfaction(&mut self, s: Option<Satisfaction>) {
+        self.satisfaction = s.map_or(0, Satisfaction::code);
+    }
+
+    pub(crate) fn satisfaction(&self) -> Option<Satisfaction> {
+        Satisfaction::from_code(self.satisfaction)
+    }
+}
+
+/// How a reporter appears as an actor.
+pub(crate) fn actor_of(r: Reporter) -> Actor {
+    match r {
+        Reporter::Worker(w) => Actor::Worker(w),
+        _ => Actor::Reporter,
+    }
+}
+
+/// Cases per segment.
+pub(crate) const SEGMENT: usize = 1 << SEGMENT_BITS;
+const SEGMENT_BITS: u32 = 12;
+/// Segments the store can hold: 2^16 × 4096 = 268 million cases.
+const SEGMENTS: usize = 1 << 16;
+
+pub(crate) type Segment = Mutex<Box<[Option<Rec>]>>;
+
+/// The case store: cases by id in segments, one lock per segment.
+pub(crate) struct Store {
+    segments: Box<[OnceLock<Segment>]>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// The most cases a store holds.
+pub(crate) const MAX_CASES: u64 = (SEGMENTS * SEGMENT) as u64;
+
+impl Store {
+    pub(crate) fn new() -> Store {
+        Store {
+            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    #[inline]
+    fn split(id: u64) -> (usize, usize) {
+        ((id >> SEGMENT_BITS) as usize, (id as usize) & (SEGMENT - 1))
+    }
+
+    /// The segment holding `id`, created on first use (`None` beyond the store's size).
+    #[inline]
+    pub(crate) fn segment(&self, id: u64) -> Option<&Segment> {
+        let (s, _) = Store::split(id);
+        let cell = self.segments.get(s)?;
+        Some(cell.get_or_init(|| Mutex::new((0..SEGMENT).map(|_| None).collect())))
+    }
+
+    /// The segment holding `id` if it exists already.
+    #[inline]
+    pub(crate) fn existing(&self, id: u64) -> Option<&Segment> {
+        self.segments.get(Store::split(id).0)?.get()
+    }
+
+    /// Runs `f` on the case `id` under its segment's lock.
+    #[inline]
+    pub(crate) fn with<R>(&self, id: u64, f: impl FnOnce(&mut Rec) -> R) -> Option<R> {
+        let seg = self.existing(id)?;
+        let mut g = seg.lock();
+        g[Store::split(id).1].as_mut().map(f)
+    }
+
+    /// Runs `f` on every stored case of `ids` (ascending, mostly consecutive), taking
+    /// each segment's lock once per run of ids in it.
+    pub(crate) fn each(&self, ids: &[u64], mut f: impl FnMut(u64, &mut Rec)) {
+        let mut i = 0;
+        while i < ids.len() {
+            let seg_no = Store::split(ids[i]).0;
+            let Some(seg) = self.existing(ids[i]) else {
+                i += 1;
+                continue;
+            };
+            let mut g = seg.lock();
+            while i < ids.len() && Store::split(ids[i]).0 == seg_no {
+                if let Some(rec) = g[Store::split(ids[i]).1].as_mut() {
+                    f(ids[i], rec);
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// Stores cases under consecutive ids from `first`.
+    pub(crate) fn insert(&self, first: u64, recs: impl IntoIterator<Item = Rec>) {
+        let mut id = first;
+        let mut recs = recs.into_iter().peekable();
+        while recs.peek().is_some() {
+            let Some(seg) = self.segment(id) else { return };
+            let mut g = seg.lock();
+            let seg_no = Store::split(id).0;
+            while Store::split(id).0 == seg_no {
+                let Some(rec) = recs.next() else { break };
+                g[Store::split(id).1] = Some(rec);
+                id += 1;
+            }
+        }
+    }
+
+    /// Takes a case out (a submission refused after it was stored).
+    pub(crate) fn take(&self, id: u64) -> Option<Rec> {
+        let seg = self.existing(id)?;
+        seg.lock()[Store::split(id).1].take()
+    }
+
+    /// Visits every stored case, segment by segment (each segment under its lock while it
+    /// is read), ids below `end`.
+    pub(crate) fn scan(&self, end: u64, mut f: impl FnMut(u64, &Rec)) {
+        let last = Store::split(end.saturating_sub(1)).0;
+        if end == 0 {
+            return;
+        }
+        for (s, cell) in self.segments.iter().enumerate().take(last + 1) {
+            let Some(seg) = cell.get() else { continue };
+            let g = seg.lock();
+            for (k, rec) in g.iter().enumerate() {
+                if let Some(rec) = rec {
+                    f(((s as u64) << SEGMENT_BITS) | k as u64, rec);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_is_small() {
+        assert!(
+            std::mem::size_of::<Rec>() <= 152,
+            "{}",
+            std::mem::size_of::<Rec>()
+        );
+        assert!(std::mem::size_of::<Option<Rec>>() == std::mem::size_of::<Rec>());
+    }
+
+    #[test]
+    fn store_runs_across_segments() {
+        let store = Store::new();
+        let loc = Location::new(120.0, 36.0).expect("valid");
+        let r = Report::new(Source::Hotline, CategoryId(0), loc, Timestamp(5));
+        let first = SEGMENT as u64 - 2;
+        store.insert(
+            first,
+            (0..5).map(|_| Rec::from_report(r.clone(), Timestamp(9))),
+        );
+        let mut seen = Vec::new();
+        store.each(
+            &[first, first + 1, first + 2, first + 4, first + 9],
+            |id, rec| {
+                rec.cell = 3;
+                seen.push(id)
+            },
+        );
+        assert_eq!(seen, vec![first, first + 1, first + 2, first + 4]);
+        let mut n = 0;
+        store.scan(first + 5, |_, rec| {
+            n += 1;
+            assert_eq!(rec.at, 5);
+        });
+        assert_eq!(n, 5);
+        assert_eq!(store.take(first).map(Rec::into_report), Some(r));
+    }
+}

@@ -1,0 +1,295 @@
+//! Collect (信息收集): locate a batch of reported cases, admit them, merge duplicates.
+//!
+//! Outside the grid → `rejected`; no unit on the cell's chain may hold the category →
+//! `referred`; the same category near in space and time to an open case → `merged` under
+//! it; else `registered` (立案), its deadline set, and on to the assign stage.
+
+use super::CaseId;
+use super::case::{Extra, NONE64, Rec};
+use super::engine::{AssignMsg, CollectMsg, Out, Shared, step};
+use super::handle::rearm;
+use super::lifecycle::{Action, Actor, CaseState};
+use crate::city::City;
+use crate::clock::{Timestamp, duration_ms};
+use crate::grid::{CellId, Location};
+use crossbeam_channel::Receiver;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Open cases by category and place, to find duplicates: a hash of square buckets as wide
+/// as the merge distance, so a duplicate lies in one of the 3 × 3 buckets around a report.
+#[derive(Debug)]
+pub(crate) struct Dedupe {
+    map: HashMap<(u32, i32, i32), Vec<Entry>>,
+    distance_m: f64,
+    window_ms: u64,
+    /// Metres per degree of longitude and latitude at the grid's middle.
+    kx: f64,
+    ky: f64,
+    inserted: usize,
+    newest: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    at: u64,
+    location: Location,
+}
+
+impl Dedupe {
+    pub(crate) fn new(city: &City, distance_m: f64, window: Duration) -> Dedupe {
+        let b = city.grid().bounds();
+        let lat0 = ((b[1] + b[3]) / 2.0).to_radians();
+        Dedupe {
+            map: HashMap::new(),
+            distance_m,
+            window_ms: duration_ms(window),
+            kx: 111_320.0 * lat0.cos().max(0.01),
+            ky: 110_574.0,
+            inserted: 0,
+            newest: 0,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.distance_m > 0.0 && self.window_ms > 0
+    }
+
+    fn bucket(&self, p: Location) -> (i32, i32) {
+        let size = self.distance_m.max(1.0);
+        (
+            (p.lon() * self.kx / size).floor() as i32,
+            (p.lat() * self.ky / size).floor() as i32,
+        )
+    }
+
+    /// The oldest open case this report duplicates.
+    fn find(&self, category: u32, p: Location, at: u64) -> Option<u64> {
+        let (bx, by) = self.bucket(p);
+        let mut best: Option<Entry> = None;
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                let Some(list) = self.map.get(&(category, bx + dx, by + dy)) else {
+                    continue;
+                };
+                for e in list {
+                    if e.at.abs_diff(at) <= self.window_ms
+                        && e.location.distance_m(p) <= self.distance_m
+                        && best.is_none_or(|b| (e.at, e.id) < (b.at, b.id))
+                    {
+                        best = Some(*e);
+                    }
+                }
+            }
+        }
+        best.map(|e| e.id)
+    }
+
+    fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
+        let key = (category, self.bucket(p).0, self.bucket(p).1);
+        self.map.entry(key).or_default().push(Entry {
+            id,
+            at,
+            location: p,
+        });
+        self.newest = self.newest.max(at);
+        self.inserted += 1;
+        // Entries older than the window can match no new report: sweep them now and then,
+        // so the index holds about one window's worth of open cases.
+        if self.inserted >= 1 << 16 {
+            self.inserted = 0;
+            let horizon = self.newest.saturating_sub(self.window_ms);
+            self.map.retain(|_, v| {
+                v.retain(|e| e.at >= horizon);
+                !v.is_empty()
+            });
+            self.map.shrink_to_fit();
+        }
+    }
+
+    /// Cases that finished: they take no more duplicates.
+    pub(crate) fn remove(&mut self, done: &[(u64, u32, Location)]) {
+        if !self.enabled() {
+            return;
+        }
+        for &(id, category, p) in done {
+            let (bx, by) = self.bucket(p);
+            if let Some(list) = self.map.get_mut(&(category, bx, by)) {
+                list.retain(|e| e.id != id);
+                if list.is_empty() {
+                    self.map.remove(&(category, bx, by));
+                }
+            }
+        }
+    }
+}
+
+/// The collect thread: batches of reported cases in, registered cases out to assign.
+pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>) {
+    let mut ids: Vec<u64> = Vec::new();
+    let mut scratch = Scratch::default();
+    while let Ok(msg) = rx.recv() {
+        let mut barrier = None;
+        match msg {
+            CollectMsg::Cases(r) => ids.extend(r),
+            CollectMsg::Barrier(tx) => barrier = Some(tx),
+        }
+        // Single submissions arrive one per message: gather what is waiting into a batch.
+        while barrier.is_none() && ids.len() < s.config.batch {
+            match rx.try_recv() {
+                Ok(CollectMsg::Cases(r)) => ids.extend(r),
+                Ok(CollectMsg::Barrier(tx)) => barrier = Some(tx),
+                Err(_) => break,
+            }
+        }
+        for chunk in ids.chunks(s.config.batch) {
+            process(s, chunk, &mut scratch);
+        }
+        ids.clear();
+        if let Some(tx) = barrier {
+            let _ = s.assign_tx.send(AssignMsg::Barrier(tx));
+        }
+    }
+    let _ = s.assign_tx.send(AssignMsg::Stop);
+}
+
+#[derive(Default)]
+struct Scratch {
+    locations: Vec<Location>,
+    cells: Vec<Option<CellId>>,
+    merges: Vec<(u64, u64)>,
+}
+
+fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
+    let now = s.now();
+    sc.locations.clear();
+    s.store.each(ids, |_, rec| sc.locations.push(rec.location));
+    s.city.grid().locate_many(&sc.locations, &mut sc.cells);
+    let mut out = Out::new(s);
+    let mut registered = Vec::with_capacity(ids.len());
+    let mut left = 0u64;
+    sc.merges.clear();
+    {
+        let mut dedupe = s.dedupe.lock();
+        let mut k = 0;
+        s.store.each(ids, |id, rec| {
+            let cell = sc.cells.get(k).copied().flatten();
+            k += 1;
+            if rec.state != CaseState::Reported {
+                return;
+            }
+            out.event(id, 0, rec.history[0]);
+            let admission = cell.and_then(|c| s.city.admit(c, rec.category()).ok());
+            let (Some(cell), Some(admission)) = (cell, admission) else {
+                step(
+                    rec,
+                    id,
+                    now,
+                    CaseState::Rejected,
+                    Action::Reject,
+                    Actor::System,
+                    &mut out,
+                );
+                out.finished.push(id);
+                left += 1;
+                return;
+            };
+            rec.cell = cell.0;
+            if admission.is_referral() {
+                step(
+                    rec,
+                    id,
+                    now,
+                    CaseState::Referred,
+                    Action::Refer,
+                    Actor::System,
+                    &mut out,
+                );
+                out.finished.push(id);
+                left += 1;
+                return;
+            }
+            if dedupe.enabled() {
+                if let Some(parent) = dedupe.find(rec.category, rec.location, rec.at) {
+                    rec.parent = parent;
+                    step(
+                        rec,
+                        id,
+                        now,
+                        CaseState::Merged,
+                        Action::Merge,
+                        Actor::System,
+                        &mut out,
+                    );
+                    sc.merges.push((parent, id));
+                    left += 1;
+                    return;
+                }
+                dedupe.insert(rec.category, rec.location, rec.at, id);
+            }
+            let limit = s.limit_ms(rec);
+            if limit > 0 {
+                rec.due = now.0.saturating_add(limit);
+            }
+            step(
+                rec,
+                id,
+                now,
+                CaseState::Registered,
+                Action::Register,
+                Actor::System,
+                &mut out,
+            );
+            rearm(s, id, rec, now, &mut out);
+            registered.push(id);
+        });
+    }
+    s.assigned.fetch_add(left, Ordering::Relaxed);
+    for &(parent, child) in &sc.merges {
+        link(s, parent, child, now, &mut out);
+    }
+    s.flush(out);
+    if !registered.is_empty() {
+        let _ = s.assign_tx.send(AssignMsg::New(registered));
+    }
+}
+
+/// Records a duplicate under its case, or closes it at once if that case finished in the
+/// meantime (so that no merged case is left behind by a parent that will never close it).
+fn link(s: &Shared, parent: u64, child: u64, now: Timestamp, out: &mut Out) {
+    let linked = s
+        .store
+        .with(parent, |p| {
+            if p.state.is_open() {
+                p.extra
+                    .get_or_insert_with(Box::<Extra>::default)
+                    .duplicates
+                    .push(CaseId(child));
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+    if !linked {
+        s.store.with(child, |c| close_merged(child, c, now, out));
+    }
+}
+
+/// Closes a merged case with the case it duplicates.
+pub(crate) fn close_merged(id: u64, rec: &mut Rec, now: Timestamp, out: &mut Out) {
+    if rec.state == CaseState::Merged && rec.parent != NONE64 {
+        step(
+            rec,
+            id,
+            now,
+            CaseState::Closed,
+            Action::CloseWithParent,
+            Actor::System,
+            out,
+        );
+        out.finished.push(id);
+    }
+}

@@ -1,0 +1,1095 @@
+//! The engine: its builder, its shared state, the stage threads and the commands.
+
+use super::CaseId;
+use super::case::{
+    MAX_CASES, MAX_DESCRIPTION, NONE32, Rec, Report, Reporter, Satisfaction, Source, Store,
+};
+use super::center::{Bus, CaseEvent, Snapshot, Subscription};
+use super::collect::Dedupe;
+use super::lifecycle::{CaseState, LifecycleError, Transition};
+use super::port::{Port, Req};
+use super::{assign, center, collect, feedback, handle};
+use crate::city::{City, OrganId, WorkerId};
+use crate::clock::{Clock, SystemClock, Timestamp, duration_ms};
+use crate::routing::{Router, RouterConfig, RoutingError, WorkerStatus};
+use crossbeam_channel::{Sender, TrySendError, bounded};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How the engine batches, waits and merges.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The most cases a stage takes from its queue at once.
+    pub batch: usize,
+    /// Batches a stage's input channel holds before its senders wait (or `try_submit`
+    /// answers `Full`).
+    pub channel_batches: usize,
+    /// Two reports of one category closer than this (metres) ...
+    pub dedupe_distance_m: f64,
+    /// ... and closer in time than this are one case: the later is merged into the earlier
+    /// while that one is open.
+    pub dedupe_window: Duration,
+    /// A dispatched case not accepted within this is taken back and routed again.
+    pub accept_within: Duration,
+    /// A reminder (催办) goes out when this fraction of the deadline has passed.
+    pub remind_at: f64,
+    /// The most levels a case is escalated (督办), one per deadline period overdue.
+    pub max_escalation: u8,
+    /// Reports dated further in the future than this are refused.
+    pub max_clock_skew: Duration,
+    /// How often the timer thread looks at deadlines (real-time clocks only).
+    pub tick_every: Duration,
+    /// Events a subscriber's buffer holds before it starts missing them.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch: 1024,
+            channel_batches: 64,
+            dedupe_distance_m: 30.0,
+            dedupe_window: Duration::from_secs(3600),
+            accept_within: Duration::from_secs(30 * 60),
+            remind_at: 0.8,
+            max_escalation: 3,
+            max_clock_skew: Duration::from_secs(300),
+            tick_every: Duration::from_secs(1),
+            subscriber_buffer: 4096,
+        }
+    }
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The router refused its config.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+    /// An engine setting out of range.
+    #[error("engine config: {field} {why}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The operating system would not start a stage thread.
+    #[error("could not start the {0} thread")]
+    Thread(&'static str),
+}
+
+/// Why a report was not taken. A refused report changes nothing; where the report is handed
+/// back, it is in the error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The category is not in the city's catalogue.
+    #[error("unknown category {0}")]
+    UnknownCategory(crate::city::CategoryId),
+    /// The reporting worker is not in the city.
+    #[error("unknown worker {0}")]
+    UnknownWorker(WorkerId),
+    /// The reporting department is not in the city.
+    #[error("unknown department {0}")]
+    UnknownDepartment(crate::city::DepartmentId),
+    /// Dated too far in the future.
+    #[error("report dated {at}, more than the allowed skew after now ({now})")]
+    InTheFuture {
+        /// The report's time.
+        at: Timestamp,
+        /// The engine's time.
+        now: Timestamp,
+    },
+    /// The description is too long.
+    #[error("description of {0} bytes (at most {MAX_DESCRIPTION})")]
+    DescriptionTooLong(usize),
+    /// The reporter does not fit the source (a patrol report by someone who is not a grid
+    /// worker, a referral not by a department).
+    #[error("a {from:?} report cannot come from {reporter:?}")]
+    ReporterMismatch {
+        /// The report's source.
+        from: Source,
+        /// The reporter.
+        reporter: Reporter,
+    },
+    /// On-the-spot handling asked for a report that is not a worker's patrol report.
+    #[error("on-the-spot handling is only for a grid worker's patrol report")]
+    NotOnPatrol,
+    /// The store is full.
+    #[error("the case store is full")]
+    StoreFull,
+    /// The intake is full (backpressure); the report is handed back.
+    #[error("the intake is full")]
+    Full(Box<Report>),
+    /// The engine has shut down; the report is handed back.
+    #[error("the engine has shut down")]
+    ShutDown(Box<Report>),
+}
+
+/// Who verifies a resolved case (核查).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verifier {
+    /// The person who reported it.
+    Reporter,
+    /// An inspector, by the application's own numbering.
+    Inspector(u32),
+    /// Another grid worker (never the one who resolved it).
+    Worker(WorkerId),
+    /// The command center.
+    Center,
+}
+
+/// Something done to a case by a person: a worker, an inspector, the center.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Command {
+    /// The dispatched worker accepts the case.
+    Accept {
+        /// The case.
+        case: CaseId,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// The worker hands the case back (退单); it is routed again without them.
+    Return {
+        /// The case.
+        case: CaseId,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// The worker reports the case handled.
+    Resolve {
+        /// The case.
+        case: CaseId,
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Verification (核查): passed, or failed and reopened (返工) to the same unit.
+    Verify {
+        /// The case.
+        case: CaseId,
+        /// Who verifies.
+        by: Verifier,
+        /// Whether it passed.
+        passed: bool,
+    },
+    /// Closes a verified case (结案), with the reporter's verdict if they gave one.
+    Close {
+        /// The case.
+        case: CaseId,
+        /// 满意 / 基本满意 / 不满意.
+        satisfaction: Option<Satisfaction>,
+    },
+    /// The center reopens a verified case.
+    Reopen {
+        /// The case.
+        case: CaseId,
+        /// Why.
+        reason: String,
+    },
+    /// The center gives the case to a worker by hand (after a ruling, or any time it waits).
+    Dispatch {
+        /// The case.
+        case: CaseId,
+        /// The worker.
+        worker: WorkerId,
+        /// Give it even above the worker's capacity, for this reason.
+        over_capacity: Option<String>,
+    },
+    /// Moves the deadline (延期).
+    Extend {
+        /// The case.
+        case: CaseId,
+        /// By how much.
+        by: Duration,
+        /// Why.
+        reason: String,
+    },
+    /// Stops the case's clock (缓办).
+    Suspend {
+        /// The case.
+        case: CaseId,
+        /// Why.
+        reason: String,
+    },
+    /// Starts the case's clock again.
+    Resume {
+        /// The case.
+        case: CaseId,
+    },
+}
+
+impl Command {
+    /// The case it acts on.
+    pub fn case(&self) -> CaseId {
+        match self {
+            Command::Accept { case, .. }
+            | Command::Return { case, .. }
+            | Command::Resolve { case, .. }
+            | Command::Verify { case, .. }
+            | Command::Close { case, .. }
+            | Command::Reopen { case, .. }
+            | Command::Dispatch { case, .. }
+            | Command::Extend { case, .. }
+            | Command::Suspend { case, .. }
+            | Command::Resume { case } => *case,
+        }
+    }
+}
+
+/// Where a case is, in brief: what a driver needs to act on many cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CaseBrief {
+    /// The case.
+    pub id: CaseId,
+    /// Its state.
+    pub state: CaseState,
+    /// Its worker now.
+    pub worker: Option<WorkerId>,
+    /// Who resolved it last.
+    pub resolver: Option<WorkerId>,
+}
+
+/// Messages into the collect stage.
+pub(crate) enum CollectMsg {
+    Cases(Range<u64>),
+    Barrier(Sender<()>),
+}
+
+/// Messages into the assign stage.
+pub(crate) enum AssignMsg {
+    New(Vec<u64>),
+    Reroute(Vec<u64>),
+    Freed(Vec<WorkerId>),
+    Enqueue(Vec<(OrganId, QueueKey)>),
+    Barrier(Sender<()>),
+    Stop,
+}
+
+/// An organ queue's order: priority, then age (report time), then id.
+pub(crate) type QueueKey = (u8, u64, u64);
+
+/// What a batch of work set in motion, sent on when the batch is done: events to the
+/// bus, freed workers and cases to route again to the assign stage, deadlines to the
+/// timers. This is the seam where a journal writes the batch's transitions ahead of
+/// anything else seeing them.
+#[derive(Default)]
+pub(crate) struct Out {
+    pub(crate) events: Option<Vec<CaseEvent>>,
+    pub(crate) freed: Vec<WorkerId>,
+    pub(crate) reroute: Vec<u64>,
+    pub(crate) enqueue: Vec<(OrganId, QueueKey)>,
+    pub(crate) arm: Vec<(u64, u64)>,
+    pub(crate) finished: Vec<u64>,
+    pub(crate) dedupe_remove: Vec<(u64, u32, crate::grid::Location)>,
+    pub(crate) close_children: Vec<CaseId>,
+}
+
+impl Out {
+    pub(crate) fn new(shared: &Shared) -> Out {
+        Out {
+            events: shared.bus.active().then(Vec::new),
+            ..Out::default()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn event(&mut self, id: u64, seq: usize, t: Transition) {
+        if let Some(e) = self.events.as_mut() {
+            e.push(CaseEvent {
+                case: CaseId(id),
+                seq: seq as u32,
+                transition: t,
+            });
+        }
+    }
+}
+
+/// What every stage and command shares.
+pub(crate) struct Shared {
+    pub(crate) city: Arc<City>,
+    pub(crate) port: Port,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Store,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) queues: Vec<Mutex<BTreeSet<QueueKey>>>,
+    pub(crate) timers: Mutex<BTreeMap<u64, Vec<u64>>>,
+    pub(crate) dedupe: Mutex<Dedupe>,
+    pub(crate) bus: Bus,
+    pub(crate) assign_tx: Sender<AssignMsg>,
+    /// The street office of each worker (their first home cell's), for queue draining.
+    pub(crate) worker_street: Vec<u32>,
+    /// Cases that left the assign stage for the first time (dispatched, queued, ...).
+    pub(crate) assigned: AtomicU64,
+    /// Cases that reached a terminal state.
+    pub(crate) finished: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn req(&self, id: u64, rec: &Rec) -> Option<Req> {
+        Some(Req {
+            case: CaseId(id),
+            cell: rec.cell()?,
+            category: rec.category(),
+            location: rec.location,
+            priority: rec.priority,
+        })
+    }
+
+    /// The case's deadline period in ms (0: none).
+    pub(crate) fn limit_ms(&self, rec: &Rec) -> u64 {
+        self.city
+            .category(rec.category())
+            .and_then(|c| c.deadline(rec.priority))
+            .map_or(0, duration_ms)
+    }
+
+    /// Sends on what a batch set in motion.
+    pub(crate) fn flush(&self, mut out: Out) {
+        if !out.close_children.is_empty() {
+            let now = self.now();
+            let mut children: Vec<u64> = out.close_children.drain(..).map(|c| c.0).collect();
+            children.sort_unstable();
+            let mut more = Out::new(self);
+            self.store.each(&children, |id, rec| {
+                super::collect::close_merged(id, rec, now, &mut more);
+            });
+            out.finished.append(&mut more.finished);
+            if let (Some(a), Some(b)) = (out.events.as_mut(), more.events) {
+                a.extend(b);
+            }
+        }
+        if !out.arm.is_empty() {
+            let mut t = self.timers.lock();
+            for (slot, id) in out.arm {
+                t.entry(slot).or_default().push(id);
+            }
+        }
+        if !out.dedupe_remove.is_empty() {
+            self.dedupe.lock().remove(&out.dedupe_remove);
+        }
+        for &id in &out.finished {
+            self.port.forget(CaseId(id));
+        }
+        if !out.finished.is_empty() {
+            self.finished
+                .fetch_add(out.finished.len() as u64, Ordering::Relaxed);
+        }
+        // The assign thread may be the one flushing: it handles its own follow-ups
+        // itself (see assign.rs) and never sends to its own full channel.
+        if !out.enqueue.is_empty() {
+            let _ = self.assign_tx.send(AssignMsg::Enqueue(out.enqueue));
+        }
+        if !out.reroute.is_empty() {
+            let _ = self.assign_tx.send(AssignMsg::Reroute(out.reroute));
+        }
+        if !out.freed.is_empty() {
+            let _ = self.assign_tx.send(AssignMsg::Freed(out.freed));
+        }
+        if let Some(events) = out.events
+            && !events.is_empty()
+        {
+            self.bus.publish(events);
+        }
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    city: Arc<City>,
+    router: RouterConfig,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// Routes with this config (default: [`RouterConfig::default`]).
+    pub fn router_config(mut self, config: RouterConfig) -> EngineBuilder {
+        self.router = config;
+        self
+    }
+
+    /// Reads time from this clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> EngineBuilder {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Batching, deadlines and merging (default: [`EngineConfig::default`]).
+    pub fn config(mut self, config: EngineConfig) -> EngineBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Builds the router and starts the stage threads.
+    ///
+    /// # Errors
+    /// [`EngineError::Routing`] if the router refuses its config, [`EngineError::Config`]
+    /// for an engine setting out of range, [`EngineError::Thread`] if a thread would not
+    /// start.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let c = self.config;
+        let bad = |field, why| Err(EngineError::Config { field, why });
+        if c.batch == 0 || c.batch > 1 << 20 {
+            return bad("batch", "must be 1 to 2^20");
+        }
+        if c.channel_batches == 0 {
+            return bad("channel_batches", "must be at least 1");
+        }
+        if !(c.dedupe_distance_m.is_finite() && c.dedupe_distance_m >= 0.0) {
+            return bad("dedupe_distance_m", "must be finite and not negative");
+        }
+        if !(c.remind_at > 0.0 && c.remind_at < 1.0) {
+            return bad("remind_at", "must lie strictly between 0 and 1");
+        }
+        if c.tick_every.is_zero() {
+            return bad("tick_every", "must not be zero");
+        }
+        if c.subscriber_buffer == 0 {
+            return bad("subscriber_buffer", "must be at least 1");
+        }
+        let router = Router::new(self.city.clone(), self.router)?;
+        let city = self.city;
+        let worker_street = (0..city.workers().len())
+            .map(|w| {
+                city.home_cells(WorkerId(w as u32))
+                    .first()
+                    .and_then(|&cell| city.chain(cell).ok())
+                    .map_or(NONE32, |chain| chain.street.index() as u32)
+            })
+            .collect();
+        let (collect_tx, collect_rx) = bounded(c.channel_batches);
+        // The assign stage also takes follow-ups from every command; a deeper channel keeps
+        // them from waiting behind new cases.
+        let (assign_tx, assign_rx) = bounded(c.channel_batches * 4);
+        let (bus, bus_rx) = Bus::new(c.channel_batches * 4, c.subscriber_buffer);
+        let shared = Arc::new(Shared {
+            dedupe: Mutex::new(Dedupe::new(&city, c.dedupe_distance_m, c.dedupe_window)),
+            queues: (0..city.organs().len())
+                .map(|_| Mutex::new(BTreeSet::new()))
+                .collect(),
+            port: Port::new(router),
+            clock: self.clock,
+            config: c,
+            store: Store::new(),
+            next_id: AtomicU64::new(0),
+            timers: Mutex::new(BTreeMap::new()),
+            bus,
+            assign_tx,
+            worker_street,
+            assigned: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            city,
+        });
+        let mut threads = Vec::new();
+        let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("wangge-{name}"))
+                .spawn(f)
+                .map_err(|_| EngineError::Thread(name))
+        };
+        let s = shared.clone();
+        threads.push(spawn(
+            "collect",
+            Box::new(move || collect::run(&s, &collect_rx)),
+        )?);
+        let s = shared.clone();
+        threads.push(spawn(
+            "assign",
+            Box::new(move || assign::run(&s, &assign_rx)),
+        )?);
+        threads.push(spawn("bus", Box::new(move || center::run_bus(&bus_rx)))?);
+        let (ticker_stop, ticker_rx) = bounded::<()>(1);
+        if shared.clock.is_real_time() {
+            let s = shared.clone();
+            let every = c.tick_every;
+            threads.push(spawn(
+                "timer",
+                Box::new(move || handle::run_ticker(&s, &ticker_rx, every)),
+            )?);
+        }
+        Ok(Engine {
+            shared,
+            intake: RwLock::new(Some(collect_tx)),
+            threads: Mutex::new(threads),
+            ticker_stop: Mutex::new(Some(ticker_stop)),
+            last: Mutex::new(None),
+        })
+    }
+}
+
+/// The engine. `Send + Sync`: submit reports and act on cases from any thread.
+///
+/// ```
+/// use std::sync::Arc;
+/// use wangge::{CaseState, Engine, Location, Report, SimClock, Source, Timestamp, Verifier};
+///
+/// let city = Arc::new(wangge::demo_city());
+/// let clock = SimClock::new(Timestamp(1_764_000_000_000));
+/// let engine = Engine::builder(city.clone()).clock(clock.clone()).build()?;
+/// let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
+/// let at = Location::new(120.33, 36.12)?;
+/// let id = engine.submit(Report::new(Source::Hotline, category, at, clock.now()))?;
+/// engine.flush();
+/// let case = engine.case(id).expect("stored");
+/// assert_eq!(case.state, CaseState::Dispatched, "{:?}", case.history);
+/// let worker = case.worker.expect("dispatched to someone");
+/// engine.accept(id, worker)?;
+/// engine.resolve(id, worker)?;
+/// engine.verify(id, Verifier::Reporter, true)?;
+/// engine.close(id, None)?;
+/// let snapshot = engine.shutdown();
+/// assert_eq!(snapshot.by_state["closed"], 1);
+/// # use wangge::Clock;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    intake: RwLock<Option<Sender<CollectMsg>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    ticker_stop: Mutex<Option<Sender<()>>>,
+    last: Mutex<Option<Snapshot>>,
+}
+
+impl Engine {
+    /// A builder over `city`.
+    pub fn builder(city: Arc<City>) -> EngineBuilder {
+        EngineBuilder {
+            city,
+            router: RouterConfig::default(),
+            clock: Arc::new(SystemClock),
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// The city it serves.
+    pub fn city(&self) -> &City {
+        &self.shared.city
+    }
+
+    /// The router it routes with (worker state, explanations).
+    pub fn router(&self) -> &Router {
+        &self.shared.port.router
+    }
+
+    /// The engine's clock's time now.
+    pub fn now(&self) -> Timestamp {
+        self.shared.now()
+    }
+
+    fn validate(&self, r: &Report, now: Timestamp) -> Result<(), SubmitError> {
+        let city = &self.shared.city;
+        if city.category(r.category).is_none() {
+            return Err(SubmitError::UnknownCategory(r.category));
+        }
+        if r.at > now.plus(self.shared.config.max_clock_skew) {
+            return Err(SubmitError::InTheFuture { at: r.at, now });
+        }
+        if r.description.len() > MAX_DESCRIPTION {
+            return Err(SubmitError::DescriptionTooLong(r.description.len()));
+        }
+        match r.reporter {
+            Reporter::Worker(w) if city.worker(w).is_none() => {
+                return Err(SubmitError::UnknownWorker(w));
+            }
+            Reporter::Department(d) if city.department(d).is_none() => {
+                return Err(SubmitError::UnknownDepartment(d));
+            }
+            _ => {}
+        }
+        let fits = match r.source {
+            Source::Patrol => matches!(r.reporter, Reporter::Worker(_)),
+            Source::Referral => matches!(r.reporter, Reporter::Department(_)),
+            Source::Sensor => matches!(r.reporter, Reporter::Sensor(_) | Reporter::Anonymous),
+            Source::Hotline => matches!(r.reporter, Reporter::Citizen(_) | Reporter::Anonymous),
+        };
+        if !fits {
+            return Err(SubmitError::ReporterMismatch {
+                from: r.source,
+                reporter: r.reporter,
+            });
+        }
+        if r.on_the_spot && r.source != Source::Patrol {
+            return Err(SubmitError::NotOnPatrol);
+        }
+        Ok(())
+    }
+
+    /// Takes a report: checks it, stores it as a `reported` case and hands it to the
+    /// collect stage. Waits while the intake is full.
+    ///
+    /// # Errors
+    /// A [`SubmitError`] saying what is wrong with the report; [`SubmitError::ShutDown`]
+    /// after [`Engine::shutdown`]. Nothing is stored on an error.
+    pub fn submit(&self, report: Report) -> Result<CaseId, SubmitError> {
+        self.submit_one(report, true)
+    }
+
+    /// As [`Engine::submit`], but answers [`SubmitError::Full`] (with the report) instead
+    /// of waiting when the intake is full.
+    ///
+    /// # Errors
+    /// As [`Engine::submit`], and [`SubmitError::Full`].
+    pub fn try_submit(&self, report: Report) -> Result<CaseId, SubmitError> {
+        self.submit_one(report, false)
+    }
+
+    fn submit_one(&self, report: Report, wait: bool) -> Result<CaseId, SubmitError> {
+        let now = self.now();
+        self.validate(&report, now)?;
+        let intake = self.intake.read();
+        let Some(tx) = intake.as_ref() else {
+            return Err(SubmitError::ShutDown(Box::new(report)));
+        };
+        let id = self.allocate(1)?;
+        self.shared
+            .store
+            .insert(id, std::iter::once(Rec::from_report(report, now)));
+        let msg = CollectMsg::Cases(id..id + 1);
+        let sent = if wait {
+            tx.send(msg).map_err(|_| ())
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    let report = self.shared.store.take(id).map(Rec::into_report);
+                    return Err(match report {
+                        Some(r) => SubmitError::Full(Box::new(r)),
+                        None => SubmitError::StoreFull,
+                    });
+                }
+                Err(TrySendError::Disconnected(_)) => Err(()),
+            }
+        };
+        match sent {
+            Ok(()) => Ok(CaseId(id)),
+            Err(()) => {
+                let report = self.shared.store.take(id).map(Rec::into_report);
+                Err(report.map_or(SubmitError::StoreFull, |r| {
+                    SubmitError::ShutDown(Box::new(r))
+                }))
+            }
+        }
+    }
+
+    fn allocate(&self, n: u64) -> Result<u64, SubmitError> {
+        let id = self.shared.next_id.fetch_add(n, Ordering::Relaxed);
+        if id.saturating_add(n) > MAX_CASES {
+            self.shared.next_id.fetch_sub(n, Ordering::Relaxed);
+            return Err(SubmitError::StoreFull);
+        }
+        Ok(id)
+    }
+
+    /// Takes many reports at once (the fast way in: one lock and one message per batch).
+    /// Each report is answered on its own; bad ones are refused and the rest taken.
+    /// Waits while the intake is full.
+    pub fn submit_batch(&self, reports: Vec<Report>) -> Vec<Result<CaseId, SubmitError>> {
+        let now = self.now();
+        let mut answers: Vec<Result<CaseId, SubmitError>> = Vec::with_capacity(reports.len());
+        let mut good = Vec::with_capacity(reports.len());
+        for r in reports {
+            match self.validate(&r, now) {
+                Ok(()) => {
+                    answers.push(Ok(CaseId(0)));
+                    good.push(r);
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        let intake = self.intake.read();
+        let Some(tx) = intake.as_ref() else {
+            let mut good = good.into_iter();
+            for a in &mut answers {
+                if a.is_ok()
+                    && let Some(r) = good.next()
+                {
+                    *a = Err(SubmitError::ShutDown(Box::new(r)));
+                }
+            }
+            return answers;
+        };
+        let n = good.len() as u64;
+        let first = match self.allocate(n) {
+            Ok(first) => first,
+            Err(_) => {
+                for a in answers.iter_mut().filter(|a| a.is_ok()) {
+                    *a = Err(SubmitError::StoreFull);
+                }
+                return answers;
+            }
+        };
+        self.shared
+            .store
+            .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
+        // The intake lock is held, so the collect thread is running and takes it.
+        let _ = tx.send(CollectMsg::Cases(first..first + n));
+        let mut next = first;
+        for a in answers.iter_mut().filter(|a| a.is_ok()) {
+            *a = Ok(CaseId(next));
+            next += 1;
+        }
+        answers
+    }
+
+    /// Waits until every stage has handled everything sent to it before the call.
+    pub fn flush(&self) {
+        let (tx, rx) = bounded(1);
+        {
+            let intake = self.intake.read();
+            let Some(intake) = intake.as_ref() else {
+                return;
+            };
+            if intake.send(CollectMsg::Barrier(tx)).is_err() {
+                return;
+            }
+        }
+        let _ = rx.recv();
+    }
+
+    /// A case with its whole history.
+    pub fn case(&self, id: CaseId) -> Option<super::Case> {
+        self.shared.store.with(id.0, |rec| rec.view(id))
+    }
+
+    /// Where each case of `ids` is, appended to `out` (one lock per store segment).
+    pub fn briefs(&self, ids: Range<u64>, out: &mut Vec<CaseBrief>) {
+        let ids: Vec<u64> = ids.collect();
+        self.shared.store.each(&ids, |id, rec| {
+            out.push(CaseBrief {
+                id: CaseId(id),
+                state: rec.state,
+                worker: rec.worker(),
+                resolver: (rec.resolver != NONE32).then_some(WorkerId(rec.resolver)),
+            })
+        });
+    }
+
+    /// Cases submitted so far.
+    pub fn submitted(&self) -> u64 {
+        self.shared.next_id.load(Ordering::Relaxed)
+    }
+
+    /// Cases that have been through the assign stage (dispatched, queued, sent to a ruling,
+    /// rejected, referred or merged at least once).
+    pub fn assigned(&self) -> u64 {
+        self.shared.assigned.load(Ordering::Relaxed)
+    }
+
+    /// Applies one command.
+    ///
+    /// # Errors
+    /// A [`LifecycleError`]; nothing changes when one is returned.
+    pub fn execute(&self, command: &Command) -> Result<CaseState, LifecycleError> {
+        let mut out = [Ok(CaseState::Reported)];
+        self.execute_batch(std::slice::from_ref(command), &mut out);
+        let [r] = out;
+        r
+    }
+
+    /// Applies many commands in order, answering each in `results` (which must be as long
+    /// as `commands`; extra answers are not written). One lock per run of commands on
+    /// cases of the same store segment.
+    pub fn execute_batch(
+        &self,
+        commands: &[Command],
+        results: &mut [Result<CaseState, LifecycleError>],
+    ) {
+        let gate = self.intake.read();
+        if gate.is_none() {
+            for r in results.iter_mut() {
+                *r = Err(LifecycleError::ShutDown);
+            }
+            return;
+        }
+        let s = &*self.shared;
+        let mut out = Out::new(s);
+        let now = s.now();
+        let mut i = 0;
+        while i < commands.len().min(results.len()) {
+            let id = commands[i].case().0;
+            let Some(seg) = s.store.existing(id) else {
+                results[i] = Err(LifecycleError::UnknownCase(CaseId(id)));
+                i += 1;
+                continue;
+            };
+            let seg_no = id >> 12;
+            let mut g = seg.lock();
+            while i < commands.len().min(results.len()) && commands[i].case().0 >> 12 == seg_no {
+                let id = commands[i].case().0;
+                results[i] = match g[(id as usize) & (super::SEGMENT - 1)].as_mut() {
+                    None => Err(LifecycleError::UnknownCase(CaseId(id))),
+                    Some(rec) => command(s, id, rec, &commands[i], now, &mut out),
+                };
+                i += 1;
+            }
+        }
+        s.flush(out);
+    }
+
+    /// The dispatched worker accepts the case.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless dispatched, [`LifecycleError::WrongWorker`]
+    /// unless `worker` holds it.
+    pub fn accept(&self, case: CaseId, worker: WorkerId) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Accept { case, worker })
+    }
+
+    /// The worker hands the case back (退单): routed again without them, queued, or sent
+    /// to a ruling after too many returns.
+    ///
+    /// # Errors
+    /// As [`Engine::accept`] (dispatched or accepted cases only).
+    pub fn return_case(&self, case: CaseId, worker: WorkerId) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Return { case, worker })
+    }
+
+    /// The worker reports the case handled.
+    ///
+    /// # Errors
+    /// As [`Engine::accept`] (accepted cases only).
+    pub fn resolve(&self, case: CaseId, worker: WorkerId) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Resolve { case, worker })
+    }
+
+    /// Verification (核查) of a resolved case: passed, or failed and reopened (返工).
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless resolved, [`LifecycleError::VerifierIsResolver`]
+    /// when the verifier is the worker who resolved it.
+    pub fn verify(
+        &self,
+        case: CaseId,
+        by: Verifier,
+        passed: bool,
+    ) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Verify { case, by, passed })
+    }
+
+    /// Closes a verified case; merged duplicates close with it.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless verified.
+    pub fn close(
+        &self,
+        case: CaseId,
+        satisfaction: Option<Satisfaction>,
+    ) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Close { case, satisfaction })
+    }
+
+    /// The center reopens a verified case.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless verified, [`LifecycleError::EmptyReason`].
+    pub fn reopen(&self, case: CaseId, reason: &str) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Reopen {
+            case,
+            reason: reason.into(),
+        })
+    }
+
+    /// The center gives a waiting case (registered, queued, in a ruling or reopened) to a
+    /// worker by hand.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`], [`LifecycleError::UnknownWorker`],
+    /// [`LifecycleError::EmptyReason`] for an empty over-capacity reason,
+    /// [`LifecycleError::Routing`] if the router refuses.
+    pub fn dispatch_to(
+        &self,
+        case: CaseId,
+        worker: WorkerId,
+        over_capacity: Option<&str>,
+    ) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Dispatch {
+            case,
+            worker,
+            over_capacity: over_capacity.map(str::to_string),
+        })
+    }
+
+    /// Moves a pending case's deadline (延期).
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless pending, [`LifecycleError::Extension`] for a zero
+    /// extension or a case without deadline, [`LifecycleError::EmptyReason`].
+    pub fn extend(
+        &self,
+        case: CaseId,
+        by: Duration,
+        reason: &str,
+    ) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Extend {
+            case,
+            by,
+            reason: reason.into(),
+        })
+    }
+
+    /// Stops a pending case's clock (缓办).
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless pending, [`LifecycleError::Suspension`] if
+    /// suspended already, [`LifecycleError::EmptyReason`].
+    pub fn suspend(&self, case: CaseId, reason: &str) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Suspend {
+            case,
+            reason: reason.into(),
+        })
+    }
+
+    /// Starts a suspended case's clock again; its deadlines move by the time it stood.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Illegal`] unless pending, [`LifecycleError::Suspension`] if not
+    /// suspended.
+    pub fn resume(&self, case: CaseId) -> Result<CaseState, LifecycleError> {
+        self.execute(&Command::Resume { case })
+    }
+
+    /// Puts a worker on duty, busy or off duty. A worker coming on duty takes waiting cases
+    /// of their street's queues.
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownWorker`].
+    pub fn set_worker_status(
+        &self,
+        worker: WorkerId,
+        status: WorkerStatus,
+    ) -> Result<(), RoutingError> {
+        self.shared.port.router.set_status(worker, status)?;
+        if status == WorkerStatus::OnDuty {
+            let _ = self.shared.assign_tx.send(AssignMsg::Freed(vec![worker]));
+        }
+        Ok(())
+    }
+
+    /// Looks at every deadline that has passed on the clock: cases not accepted in time
+    /// are routed again, reminders (催办) go out, overdue cases are escalated (督办).
+    /// Runs by itself on a real-time clock; on a [`SimClock`](crate::SimClock) call it
+    /// after moving the clock (and [`Engine::flush`] before, so that every case is where
+    /// its stages put it). Returns how many cases it looked at.
+    pub fn tick(&self) -> usize {
+        let gate = self.intake.read();
+        if gate.is_none() {
+            return 0;
+        }
+        handle::tick(&self.shared)
+    }
+
+    /// The command center's view now. See [`Snapshot`].
+    pub fn snapshot(&self) -> Snapshot {
+        center::snapshot(&self.shared)
+    }
+
+    /// A stream of case events. It never slows the engine: when its buffer is full it
+    /// misses events, and is told how many.
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.bus.subscribe()
+    }
+
+    /// Stops intake, lets every stage drain, joins the threads and returns the final
+    /// snapshot. Later submissions and commands are refused; calling it again returns the
+    /// same snapshot.
+    pub fn shutdown(&self) -> Snapshot {
+        let mut last = self.last.lock();
+        if let Some(s) = last.as_ref() {
+            return s.clone();
+        }
+        // Waits for every submission and command in progress (they hold the read side).
+        let intake = self.intake.write().take();
+        drop(intake);
+        self.ticker_stop.lock().take();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        let snapshot = center::snapshot(&self.shared);
+        *last = Some(snapshot.clone());
+        snapshot
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// One command on one case, under its segment's lock.
+fn command(
+    s: &Shared,
+    id: u64,
+    rec: &mut Rec,
+    c: &Command,
+    now: Timestamp,
+    out: &mut Out,
+) -> Result<CaseState, LifecycleError> {
+    match c {
+        Command::Accept { worker, .. } => handle::accept(s, id, rec, *worker, now, out),
+        Command::Return { worker, .. } => handle::return_case(s, id, rec, *worker, now, out),
+        Command::Resolve { worker, .. } => handle::resolve(s, id, rec, *worker, now, out),
+        Command::Dispatch {
+            worker,
+            over_capacity,
+            ..
+        } => handle::dispatch_to(s, id, rec, *worker, over_capacity.as_deref(), now, out),
+        Command::Extend { by, reason, .. } => handle::extend(s, id, rec, *by, reason, now, out),
+        Command::Suspend { reason, .. } => handle::suspend(id, rec, reason, now, out),
+        Command::Resume { .. } => handle::resume(s, id, rec, now, out),
+        Command::Verify { by, passed, .. } => feedback::verify(id, rec, *by, *passed, now, out),
+        Command::Close { satisfaction, .. } => feedback::close(s, id, rec, *satisfaction, now, out),
+        Command::Reopen { reason, .. } => feedback::reopen(id, rec, reason, now, out),
+    }
+}
+
+/// Moves a case, records it, and tells the subscribers.
+#[inline]
+pub(crate) fn step(
+    rec: &mut Rec,
+    id: u64,
+    now: Timestamp,
+    to: CaseState,
+    action: super::lifecycle::Action,
+    actor: super::lifecycle::Actor,
+    out: &mut Out,
+) {
+    let t = rec.go(now, to, action, actor);
+    out.event(id, rec.history.len() - 1, t);
+}
+
+/// A case reached a terminal state: the router forgets it, it takes no more duplicates,
+/// and its own duplicates close with it.
+pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
+    out.finished.push(id);
+    if rec.parent == super::case::NONE64 && rec.cell != NONE32 {
+        out.dedupe_remove.push((id, rec.category, rec.location));
+    }
+    if let Some(extra) = rec.extra.as_mut() {
+        out.close_children.extend_from_slice(&extra.duplicates);
+    }
+}
