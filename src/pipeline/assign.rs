@@ -140,6 +140,7 @@ pub(crate) fn apply(
             rec.organ = organ.index() as u32;
             rec.accept_by = 0;
             step(rec, id, now, CaseState::Queued, action, actor, out);
+            rearm(s, id, rec, now, out);
             out.enqueue
                 .push((organ, (rec.priority.index() as u8, rec.at, id)));
         }
@@ -148,6 +149,7 @@ pub(crate) fn apply(
             rec.organ = organ.index() as u32;
             rec.accept_by = 0;
             step(rec, id, now, CaseState::Ruling, action, actor, out);
+            rearm(s, id, rec, now, out);
         }
         Outcome::Referred { .. } => {
             rec.worker = NONE32;

@@ -7,7 +7,6 @@
 use super::CaseId;
 use super::case::{Extra, NONE64, Rec};
 use super::engine::{AssignMsg, CollectMsg, Out, Shared, step};
-use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
 use crate::city::City;
 use crate::clock::{Timestamp, duration_ms};
@@ -17,11 +16,38 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Open cases by category and place, to find duplicates: a hash of square buckets as wide
-/// as the merge distance, so a duplicate lies in one of the 3 × 3 buckets around a report.
+/// A multiplicative hash: bucket keys are small integers, SipHash's DoS resistance buys
+/// nothing here and costs most of a lookup.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(u64::from(v as u32));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type Fast = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// Open cases by category and place, to find duplicates: a hash of square buckets twice as
+/// wide as the merge distance, so a duplicate lies in the 2 × 2 buckets nearest a report.
 #[derive(Debug)]
 pub(crate) struct Dedupe {
-    map: HashMap<(u32, i32, i32), Vec<Entry>>,
+    map: HashMap<(u32, i32, i32), Vec<Entry>, Fast>,
     distance_m: f64,
     window_ms: u64,
     /// Metres per degree of longitude and latitude at the grid's middle.
@@ -43,7 +69,7 @@ impl Dedupe {
         let b = city.grid().bounds();
         let lat0 = ((b[1] + b[3]) / 2.0).to_radians();
         Dedupe {
-            map: HashMap::new(),
+            map: HashMap::default(),
             distance_m,
             window_ms: duration_ms(window),
             kx: 111_320.0 * lat0.cos().max(0.01),
@@ -57,20 +83,27 @@ impl Dedupe {
         self.distance_m > 0.0 && self.window_ms > 0
     }
 
+    /// Coordinates in units of twice the merge distance.
+    fn scaled(&self, p: Location) -> (f64, f64) {
+        let size = 2.0 * self.distance_m.max(0.5);
+        (p.lon() * self.kx / size, p.lat() * self.ky / size)
+    }
+
     fn bucket(&self, p: Location) -> (i32, i32) {
-        let size = self.distance_m.max(1.0);
-        (
-            (p.lon() * self.kx / size).floor() as i32,
-            (p.lat() * self.ky / size).floor() as i32,
-        )
+        let (x, y) = self.scaled(p);
+        (x.floor() as i32, y.floor() as i32)
     }
 
     /// The oldest open case this report duplicates.
     fn find(&self, category: u32, p: Location, at: u64) -> Option<u64> {
-        let (bx, by) = self.bucket(p);
+        let (x, y) = self.scaled(p);
+        let (bx, by) = (x.floor() as i32, y.floor() as i32);
+        // The neighbour buckets on the side of the half the point lies in.
+        let sx = if x - x.floor() < 0.5 { -1 } else { 1 };
+        let sy = if y - y.floor() < 0.5 { -1 } else { 1 };
         let mut best: Option<Entry> = None;
-        for dx in -1..=1 {
-            for dy in -1..=1 {
+        for dx in [0, sx] {
+            for dy in [0, sy] {
                 let Some(list) = self.map.get(&(category, bx + dx, by + dy)) else {
                     continue;
                 };
@@ -242,7 +275,6 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
                 Actor::System,
                 &mut out,
             );
-            rearm(s, id, rec, now, &mut out);
             registered.push(id);
         });
     }

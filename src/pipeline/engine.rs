@@ -389,9 +389,7 @@ impl Shared {
         if !out.dedupe_remove.is_empty() {
             self.dedupe.lock().remove(&out.dedupe_remove);
         }
-        for &id in &out.finished {
-            self.port.forget(CaseId(id));
-        }
+        self.port.forget(&out.finished);
         if !out.finished.is_empty() {
             self.finished
                 .fetch_add(out.finished.len() as u64, Ordering::Relaxed);

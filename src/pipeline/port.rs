@@ -8,6 +8,7 @@ use crate::grid::{CellId, Location};
 use crate::routing::{CaseRequest, Outcome, Router, RoutingError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the pipeline asks the router about a case.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,8 @@ pub(crate) struct Req {
 pub(crate) struct Port {
     pub(crate) router: Router,
     returners: Mutex<HashMap<u64, Vec<WorkerId>>>,
+    /// Whether any case was ever returned, so that the common case takes no lock.
+    any: AtomicBool,
 }
 
 impl Port {
@@ -32,6 +35,7 @@ impl Port {
         Port {
             router,
             returners: Mutex::new(HashMap::new()),
+            any: AtomicBool::new(false),
         }
     }
 
@@ -42,7 +46,11 @@ impl Port {
     /// Routes a case (its earlier returners excluded).
     pub(crate) fn route(&self, req: &Req) -> Result<Outcome, RoutingError> {
         let r = Port::request(req);
-        let returners = self.returners.lock().get(&req.case.0).cloned();
+        let returners = if self.any.load(Ordering::Relaxed) {
+            self.returners.lock().get(&req.case.0).cloned()
+        } else {
+            None
+        };
         match returners {
             Some(list) => self.router.route(&r.returned_by(&list)).map(|d| d.outcome),
             None => self.router.route(&r).map(|d| d.outcome),
@@ -52,6 +60,7 @@ impl Port {
     /// 退单: `worker`, who holds the case, hands it back; it is routed again without them.
     pub(crate) fn return_case(&self, req: &Req, worker: WorkerId) -> Result<Outcome, RoutingError> {
         let mut map = self.returners.lock();
+        self.any.store(true, Ordering::Relaxed);
         let list = map.entry(req.case.0).or_default();
         let added = !list.contains(&worker);
         if added {
@@ -79,11 +88,14 @@ impl Port {
         self.router.worker_state(worker).map(|_| false)
     }
 
-    /// The case reached a terminal state.
-    pub(crate) fn forget(&self, case: CaseId) {
+    /// The cases reached a terminal state.
+    pub(crate) fn forget(&self, cases: &[u64]) {
+        if cases.is_empty() || !self.any.load(Ordering::Relaxed) {
+            return;
+        }
         let mut map = self.returners.lock();
-        if !map.is_empty() {
-            map.remove(&case.0);
+        for case in cases {
+            map.remove(case);
         }
     }
 }

@@ -1,0 +1,421 @@
+//! Drives generated reports through the whole engine on a generated city, with simulated
+//! handling, and prints one JSON line.
+//!
+//! ```text
+//!   generated city ─► Engine (SimClock)
+//!     phase 1, timed: submit_batch × N/4096 ─► collect ─► assign ─► flush
+//!                     (dispatch_per_sec = N / phase 1)
+//!     phase 2, timed: passes over every case until all are final:
+//!        dispatched ─► return (--return-rate) or accept + resolve
+//!        resolved   ─► verify: fail (--rework-rate, reopened and routed again) or pass + close
+//!        ruling / long-queued ─► the center dispatches by hand
+//!     (cases_per_sec = N / (phase 1 + phase 2))
+//!   checks: by_state adds up to N and every case is final; the history of every case is
+//!   legal by the published table; bytes_per_case from a counting allocator
+//! ```
+//!
+//! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
+//!  [--return-rate R] [--rework-rate F] [--transitions FILE]`
+
+use clap::Parser;
+use serde::Serialize;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use std::alloc::System;
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+use wangge::generate::{self, CityParams};
+use wangge::{
+    CaseBrief, CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError,
+    Location, MAX_CAPACITY, Priority, Report, Reporter, Satisfaction, SimClock, Source, Timestamp,
+    Verifier, WorkerId, demo_config_with_workers, is_legal_move, is_legal_start,
+};
+
+/// Counts allocations: bytes held per case with its history.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+#[derive(Parser, Debug)]
+#[command(about = "Drive generated reports through the whole engine")]
+struct Args {
+    /// How many reports.
+    #[arg(long, default_value_t = 2_000_000)]
+    cases: usize,
+    /// About how many grid cells the city has.
+    #[arg(long, default_value_t = 50_000)]
+    cells: usize,
+    /// About how many workers.
+    #[arg(long, default_value_t = 10_000)]
+    workers: usize,
+    /// Share of dispatches the worker hands back (退单).
+    #[arg(long, default_value_t = 0.03)]
+    return_rate: f64,
+    /// Share of verifications that fail (返工).
+    #[arg(long, default_value_t = 0.03)]
+    rework_rate: f64,
+    /// Write every transition as CSV: case,at,from,to,actor,worker.
+    #[arg(long)]
+    transitions: Option<std::path::PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Out {
+    cases: usize,
+    cells: usize,
+    workers: usize,
+    seconds: f64,
+    dispatch_seconds: f64,
+    dispatch_per_sec: f64,
+    cpu_seconds: f64,
+    dispatch_cpu_seconds: f64,
+    cases_per_sec: f64,
+    bytes_per_case: f64,
+    by_state: BTreeMap<&'static str, u64>,
+    commands: u64,
+    passes: u32,
+    queued_after_dispatch: u64,
+    returns: u64,
+    reworks: u64,
+    manual_dispatches: u64,
+    illegal_histories: u64,
+    indicators: wangge::Indicators,
+}
+
+/// SplitMix64: the same run for the same arguments on every machine.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const BATCH: usize = 4096;
+const START: u64 = 1_764_460_800_000;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    let side = ((args.cells as f64 / 0.86).sqrt().ceil() as usize).max(8);
+    let params = CityParams {
+        seed: 7,
+        cols: side,
+        rows: side,
+        ..CityParams::large()
+    };
+    let grid = Grid::new(generate::city(&params))?;
+    let config = demo_config_with_workers(&grid, args.workers)?;
+    let city = Arc::new(City::new(&config, grid)?);
+    let clock = SimClock::new(Timestamp(START));
+    let engine = Engine::builder(city.clone())
+        .clock(clock.clone())
+        .config(EngineConfig::default())
+        .build()?;
+    // Capacity is not what this measures: every worker may hold as many cases as allowed,
+    // so that cases are dispatched rather than parked in queues for the whole run.
+    let n_workers = city.workers().len();
+    for w in 0..n_workers {
+        engine
+            .router()
+            .set_capacity(WorkerId::from_index(w).ok_or("worker id")?, MAX_CAPACITY)?;
+    }
+    let categories = city.categories().len();
+    let b = city.grid().bounds();
+    let mut rng = Rng(11);
+    let n = args.cases;
+
+    let region = Region::new(GLOBAL);
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(BATCH);
+        left -= k;
+        batch.clear();
+        for _ in 0..k {
+            let at = Location::new(
+                b[0] + (b[2] - b[0]) * rng.unit(),
+                b[1] + (b[3] - b[1]) * rng.unit(),
+            )?;
+            let category =
+                wangge::CategoryId::from_index(rng.below(categories)).ok_or("category")?;
+            let when = Timestamp(START - rng.below(600_000) as u64);
+            let mut r = Report::new(Source::Hotline, category, at, when)
+                .with_priority(Priority::ALL[rng.below(4)]);
+            match rng.below(10) {
+                0..=1 => {
+                    let w = WorkerId::from_index(rng.below(n_workers)).ok_or("worker")?;
+                    r.source = Source::Patrol;
+                    r = r.with_reporter(Reporter::Worker(w));
+                    if rng.below(2) == 0 {
+                        r = r.on_the_spot();
+                    }
+                }
+                2 => {
+                    r.source = Source::Sensor;
+                    r = r.with_reporter(Reporter::Sensor(rng.below(1000) as u32));
+                }
+                _ => r = r.with_reporter(Reporter::Citizen(rng.below(1 << 20) as u32)),
+            }
+            batch.push(r);
+        }
+        for a in engine.submit_batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
+            a?;
+        }
+    }
+    engine.flush();
+    let dispatch_seconds = started.elapsed().as_secs_f64();
+    let dispatch_cpu_seconds = cpu_seconds() - cpu0;
+    let queued_after_dispatch = engine.snapshot().by_state["queued"];
+
+    // Phase 2: simulated handling, pass after pass until every case is final.
+    let mut briefs: Vec<CaseBrief> = Vec::with_capacity(BATCH);
+    let mut commands: Vec<Command> = Vec::with_capacity(BATCH * 4);
+    let mut results: Vec<Result<CaseState, LifecycleError>> = Vec::new();
+    let (mut n_commands, mut returns, mut reworks, mut manual) = (0u64, 0u64, 0u64, 0u64);
+    let mut passes = 0;
+    let total = engine.submitted();
+    loop {
+        passes += 1;
+        let mut open = 0u64;
+        let mut stuck = 0u64;
+        let mut first = 0;
+        while first < total {
+            let end = (first + BATCH as u64).min(total);
+            briefs.clear();
+            engine.briefs(first..end, &mut briefs);
+            commands.clear();
+            for c in &briefs {
+                let case = c.id;
+                match c.state {
+                    CaseState::Dispatched => {
+                        let Some(worker) = c.worker else { continue };
+                        if rng.unit() < args.return_rate {
+                            commands.push(Command::Return { case, worker });
+                            returns += 1;
+                        } else {
+                            commands.push(Command::Accept { case, worker });
+                            commands.push(Command::Resolve { case, worker });
+                            verify(
+                                &mut commands,
+                                &mut rng,
+                                case,
+                                args.rework_rate,
+                                &mut reworks,
+                            );
+                        }
+                    }
+                    CaseState::Accepted => {
+                        let Some(worker) = c.worker else { continue };
+                        commands.push(Command::Resolve { case, worker });
+                        verify(
+                            &mut commands,
+                            &mut rng,
+                            case,
+                            args.rework_rate,
+                            &mut reworks,
+                        );
+                    }
+                    CaseState::Resolved => {
+                        verify(
+                            &mut commands,
+                            &mut rng,
+                            case,
+                            args.rework_rate,
+                            &mut reworks,
+                        );
+                    }
+                    CaseState::Verified => commands.push(Command::Close {
+                        case,
+                        satisfaction: Some(Satisfaction::Satisfied),
+                    }),
+                    CaseState::Ruling | CaseState::Queued if passes > 2 => {
+                        // The center steps in: a worker of the case's cell, else anyone.
+                        let cell_workers = engine
+                            .case(case)
+                            .and_then(|k| k.cell)
+                            .map(|cell| city.workers_in(cell).to_vec())
+                            .unwrap_or_default();
+                        let worker = cell_workers
+                            .first()
+                            .copied()
+                            .or_else(|| WorkerId::from_index(rng.below(n_workers)))
+                            .ok_or("worker")?;
+                        commands.push(Command::Dispatch {
+                            case,
+                            worker,
+                            over_capacity: Some("ruling by the center".into()),
+                        });
+                        manual += 1;
+                    }
+                    s if s.is_open() => stuck += 1,
+                    _ => {}
+                }
+                if c.state.is_open() {
+                    open += 1;
+                }
+            }
+            results.clear();
+            results.resize(commands.len(), Ok(CaseState::Reported));
+            engine.execute_batch(&commands, &mut results);
+            n_commands += commands.len() as u64;
+            first = end;
+        }
+        engine.flush();
+        if open == 0 {
+            break;
+        }
+        if passes > 200 {
+            return Err(
+                format!("{open} cases still open after 200 passes ({stuck} waiting)").into(),
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let change = region.change();
+    let held = change.bytes_allocated as f64 - change.bytes_deallocated as f64
+        + change.bytes_reallocated as f64;
+
+    let snapshot = engine.snapshot();
+    let sum: u64 = snapshot.by_state.values().sum();
+    if sum != n as u64 || snapshot.cases != n as u64 {
+        return Err(format!(
+            "by_state adds up to {sum}, {} stored, {n} submitted",
+            snapshot.cases
+        )
+        .into());
+    }
+    let open: u64 = snapshot
+        .by_state
+        .iter()
+        .filter(|(k, _)| !matches!(**k, "closed" | "rejected" | "referred"))
+        .map(|(_, v)| v)
+        .sum();
+    if open != 0 {
+        return Err(format!("{open} cases not final").into());
+    }
+
+    // Every history checked against the published table of moves, and written out.
+    let mut writer = match &args.transitions {
+        Some(p) => {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(p)?);
+            writeln!(w, "case,at,from,to,actor,worker")?;
+            Some(w)
+        }
+        None => None,
+    };
+    let mut illegal = 0u64;
+    for id in 0..total {
+        let case = engine
+            .case(CaseId(id))
+            .ok_or("a submitted case is missing")?;
+        let mut prev: Option<CaseState> = None;
+        let mut ok = true;
+        for t in &case.history {
+            ok &= match (prev, t.from()) {
+                (None, None) => is_legal_start(t.to()),
+                (Some(p), Some(f)) => p == f && is_legal_move(f, t.to()),
+                _ => false,
+            };
+            prev = Some(t.to());
+            if let Some(w) = writer.as_mut() {
+                writeln!(
+                    w,
+                    "{},{},{},{},{},{}",
+                    id,
+                    t.at().ms(),
+                    t.from().map_or("", |s| s.as_str()),
+                    t.to(),
+                    t.actor(),
+                    t.worker()
+                        .map(|w| w.index().to_string())
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        ok &= prev == Some(case.state);
+        illegal += u64::from(!ok);
+    }
+    if let Some(mut w) = writer {
+        w.flush()?;
+    }
+    let out = Out {
+        cases: n,
+        cells: city.grid().len(),
+        workers: n_workers,
+        seconds,
+        dispatch_seconds,
+        dispatch_per_sec: n as f64 / dispatch_seconds,
+        cpu_seconds: cpu,
+        dispatch_cpu_seconds,
+        cases_per_sec: n as f64 / seconds,
+        bytes_per_case: held / n.max(1) as f64,
+        by_state: snapshot.by_state.clone(),
+        commands: n_commands,
+        passes,
+        queued_after_dispatch,
+        returns,
+        reworks,
+        manual_dispatches: manual,
+        illegal_histories: illegal,
+        indicators: snapshot.indicators,
+    };
+    println!("{}", serde_json::to_string(&out)?);
+    drop(engine);
+    if illegal > 0 {
+        return Err(format!("{illegal} illegal histories").into());
+    }
+    Ok(())
+}
+
+fn verify(
+    commands: &mut Vec<Command>,
+    rng: &mut Rng,
+    case: CaseId,
+    rework: f64,
+    reworks: &mut u64,
+) {
+    let passed = rng.unit() >= rework;
+    commands.push(Command::Verify {
+        case,
+        by: Verifier::Inspector(1),
+        passed,
+    });
+    if passed {
+        commands.push(Command::Close {
+            case,
+            satisfaction: Some(Satisfaction::Satisfied),
+        });
+    } else {
+        *reworks += 1;
+    }
+}
+
+/// CPU time of the whole process (every thread, user + system) from /proc: on a shared
+/// machine it says what the run cost when the wall clock says how busy the machine was.
+/// Zero where /proc is not there.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
+}
