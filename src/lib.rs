@@ -79,8 +79,8 @@ pub use city::{
     OrgEdge, OrgGraph, OrgNode, Organ, OrganConfig, OrganId, OrganKind, Platform, Priority,
     Refusal, Role, RoleConfig, RoleInfo, RoleSet, ServiceItem, ServiceItemConfig, ServiceItemId,
     ServicePoint, ServicePointConfig, ServicePointId, StreetConfig, Unit, UnitConfig, UnitId,
-    UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, demo_city, demo_city_grid,
-    demo_config, demo_config_for, demo_config_with_workers,
+    UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, WorkerUnit, demo_city,
+    demo_city_grid, demo_config, demo_config_for, demo_config_with_workers,
 };
 pub use error::Error;
 pub use grid::generate;

@@ -52,7 +52,7 @@ pub use model::{
 };
 pub use org::{OrgEdge, OrgGraph, OrgNode};
 pub use validate::MAX_ORGAN_LIMIT;
-pub use workers::{MAX_CAPACITY, Worker};
+pub use workers::{MAX_CAPACITY, Worker, WorkerUnit};
 
 use crate::grid::Grid;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use super::ids::{
     UnitId, UnknownId, WorkerId,
 };
 use super::org::{OrgGraph, OrgNode};
-use super::workers::{Worker, Workforce};
+use super::workers::{Worker, WorkerUnit, Workforce};
 use crate::grid::{CellId, Grid, Location};
 
 /// What level of the hierarchy a unit is.
@@ -560,6 +560,19 @@ impl City {
     #[inline]
     pub fn home_cells(&self, worker: WorkerId) -> &[CellId] {
         self.workforce.home_cells(worker)
+    }
+
+    /// The unit a worker belongs to, or `None` for an id outside the city.
+    #[inline]
+    pub fn worker_unit(&self, worker: WorkerId) -> Option<WorkerUnit> {
+        self.worker(worker).map(|w| w.unit)
+    }
+
+    /// The street office a worker works in (their community's, organ's or agency's), or
+    /// `None` for an id outside the city.
+    #[inline]
+    pub fn worker_street(&self, worker: WorkerId) -> Option<UnitId> {
+        self.worker(worker).map(|w| w.street)
     }
 
     /// The workers whose home cells include `cell`, in worker order.

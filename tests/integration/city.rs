@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use wangge::{
     AdmissionTrace, Cell, CellId, City, CityConfig, ConfigError, ConfigProblemKind as K, DutyLevel,
     DutyOverrideConfig, Grid, Holder, MandatoryOrgan, OrgEdge, OrgNode, Platform, Polygon,
-    Priority, Refusal, RoleConfig, UnitKind, WorkerId,
+    Priority, Refusal, RoleConfig, UnitKind, WorkerId, WorkerUnit,
 };
 
 /// A 6 x 4 lattice: districts 东区 (streets S0, S1) and 西区 (S2), each street two
@@ -928,19 +928,36 @@ fn workers_by_cell_mirror_home_cells() {
     for (w, worker) in city.workers().iter().enumerate() {
         let id = WorkerId::from_index(w).unwrap();
         assert_eq!(city.worker_id(&worker.id), Some(id));
-        assert!(!worker.roles.is_empty() && worker.roles.len() >= 2);
-        assert!((2..=8).contains(&worker.capacity));
+        assert!(!worker.roles.is_empty());
         let home = city.home_cells(id);
         assert!((1..=3).contains(&home.len()), "{}", home.len());
         for &c in home {
             assert!(city.workers_in(c).contains(&id));
         }
-        // Home cells are one community's and touch one another.
-        let community = city.community_of(home[0]).unwrap();
-        assert!(
-            home.iter()
-                .all(|&c| city.community_of(c).unwrap() == community)
-        );
+        match worker.unit {
+            // Grid workers: home cells of their own community, several roles each.
+            WorkerUnit::Community(community) => {
+                assert!(worker.roles.len() >= 2);
+                assert!((2..=8).contains(&worker.capacity));
+                assert!(
+                    home.iter()
+                        .all(|&c| city.community_of(c).unwrap() == community)
+                );
+                assert_eq!(Some(worker.street), city.unit(community).unwrap().parent);
+            }
+            // Street forces: home cells anywhere in their street office's area.
+            WorkerUnit::Organ(o) => {
+                assert_eq!(worker.street, city.organ(o).unwrap().street);
+                assert!((4..=10).contains(&worker.capacity));
+            }
+            WorkerUnit::Agency(a) => {
+                assert_eq!(worker.street, city.agency(a).unwrap().street);
+                assert!((4..=10).contains(&worker.capacity));
+            }
+        }
+        for &c in home {
+            assert_eq!(city.chain(c).unwrap().street, worker.street);
+        }
         let p = worker.position.unwrap();
         assert!(home.iter().any(|&c| city.grid().covers(c, p)));
     }
@@ -957,7 +974,7 @@ fn workers_by_cell_mirror_home_cells() {
 fn demo_city_loads_and_follows_the_reform() {
     let city = wangge::demo_city();
     assert!(city.grid().len() >= 2_500);
-    assert!((200..=1_000).contains(&city.workers().len()));
+    assert!((500..=2_000).contains(&city.workers().len()));
     assert!(city.units_of(UnitKind::District).len() >= 3);
     // Every platform has categories.
     for p in Platform::ALL {
@@ -1126,4 +1143,68 @@ fn toml_reads_back_the_same_city_and_reports_its_errors() {
     assert!(wangge::City::from_toml(&text, wangge::demo_city_grid()).is_ok());
     let err = wangge::CityConfig::from_toml("districts = 3").unwrap_err();
     assert!(matches!(err, wangge::ConfigError::Toml { .. }), "{err}");
+}
+
+// ---- whose forces: every worker belongs to one unit ----
+
+#[test]
+fn a_worker_belongs_to_one_existing_unit_and_works_inside_it() {
+    let base = small_config();
+    let community_worker = base
+        .workers
+        .iter()
+        .position(|w| w.unit == "S0-C0")
+        .expect("the small city has grid workers in S0-C0");
+    let organ_worker = base
+        .workers
+        .iter()
+        .position(|w| w.unit == "S0街道-zf")
+        .expect("the small city has law-enforcement officers in S0街道");
+    let path = |i: usize| format!("workers[{i}]");
+
+    // A unit that does not exist.
+    let mut c = base.clone();
+    c.workers[community_worker].unit = "nowhere".into();
+    assert_problem(
+        &problems(&c),
+        &format!("{}.unit", path(community_worker)),
+        |k| matches!(k, K::UnknownReference { id, .. } if id == "nowhere"),
+    );
+
+    // A grid worker with a home cell in another community of the same street office.
+    let mut c = base.clone();
+    c.workers[community_worker].cells = vec!["c00".into(), "c20".into()];
+    assert_problem(
+        &problems(&c),
+        &format!("{}.cells[1]", path(community_worker)),
+        |k| matches!(k, K::OutsideUnit { cell, unit } if cell == "c20" && unit == "S0-C0"),
+    );
+
+    // A street officer with a home cell in another street office.
+    let mut c = base.clone();
+    c.workers[organ_worker].cells = vec!["c00".into(), "c05".into()];
+    assert_problem(
+        &problems(&c),
+        &format!("{}.cells[1]", path(organ_worker)),
+        |k| matches!(k, K::OutsideUnit { cell, unit } if cell == "c05" && unit == "S0街道"),
+    );
+    // The same officer may patrol any cell of their own street office.
+    let mut c = base.clone();
+    c.workers[organ_worker].cells = vec!["c00".into(), "c31".into()];
+    assert!(City::new(&c, small_grid()).is_ok());
+
+    // An id that names both a community and an organ is ambiguous.
+    let mut c = base.clone();
+    c.communities[0].id = "S0街道-zf".into();
+    for cell_worker in &mut c.workers {
+        if cell_worker.unit == "S0-C0" {
+            cell_worker.unit = "S0街道-zf".into();
+        }
+    }
+    let found = problems(&c);
+    assert!(
+        found.iter().any(|(p, k)| p.ends_with(".unit")
+            && matches!(k, K::AmbiguousUnit { first: "community", second: "organ", .. })),
+        "{found:#?}"
+    );
 }
