@@ -14,10 +14,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
+use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
     CaseRequest, CategoryId, CellId, City, Grid, Location, Router, RouterConfig, WorkerId,
-    demo_config_with_workers,
 };
 
 /// Workers in the large city.
@@ -103,7 +103,7 @@ fn bench_city(c: &mut Criterion, name: &str, city: Arc<City>) {
 }
 
 fn demo(c: &mut Criterion) {
-    bench_city(c, "demo_city", Arc::new(wangge::demo_city()));
+    bench_city(c, "demo_city", Arc::new(wangge::demo::demo_city()));
 }
 
 fn large(c: &mut Criterion) {

@@ -26,10 +26,11 @@ use std::alloc::System;
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
     CaseRequest, CategoryId, City, Grid, Location, Outcome, Router, RouterConfig, WorkerId,
-    WorkerStatus, demo_config_with_workers,
+    WorkerStatus,
 };
 
 /// Counts allocations, so the example can show that a decision makes none.

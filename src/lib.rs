@@ -43,7 +43,7 @@
 //! use std::sync::Arc;
 //! use wangge::{CaseRequest, Location, Outcome, Router, RouterConfig};
 //!
-//! let city = Arc::new(wangge::demo_city());
+//! let city = Arc::new(wangge::demo::demo_city());
 //! let router = Router::new(city.clone(), RouterConfig::default())?;
 //! let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
 //! let at = Location::new(120.33, 36.12)?;
@@ -64,33 +64,44 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
-mod city;
+pub mod city;
 mod error;
-mod grid;
+pub mod grid;
 mod rng;
-mod routing;
+pub mod routing;
 
-pub use city::{
-    Admission, AdmissionTrace, Agency, AgencyConfig, AgencyId, Category, CategoryConfig,
-    CategoryId, Chain, City, CityConfig, CommunityConfig, ConfigError, ConfigProblem,
-    ConfigProblemKind, DEFAULT_MAX_ORGANS, DeadlineConfig, Department, DepartmentConfig,
-    DepartmentId, DistrictConfig, DutyLevel, DutyList, DutyListsConfig, DutyOverrideConfig,
-    Escalation, Explained, Holder, MAX_CAPACITY, MAX_ORGAN_LIMIT, MAX_ROLES, MandatoryOrgan,
-    OrgEdge, OrgGraph, OrgNode, Organ, OrganConfig, OrganId, OrganKind, Platform, Priority,
-    Refusal, Role, RoleConfig, RoleInfo, RoleSet, ServiceItem, ServiceItemConfig, ServiceItemId,
-    ServicePoint, ServicePointConfig, ServicePointId, StreetConfig, Unit, UnitConfig, UnitId,
-    UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, WorkerUnit, demo_city,
-    demo_city_grid, demo_config, demo_config_for, demo_config_with_workers,
-};
 pub use error::Error;
 pub use grid::generate;
-pub use grid::{
-    AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
-    IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
-    NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
+
+// What a user meets in the first hour; the rest is in the component modules.
+pub use city::{
+    Admission, Category, CategoryId, City, ConfigError, DutyList, Holder, Organ, OrganId, Platform,
+    Priority, Role, RoleSet, Unit, UnitId, UnitKind, Worker, WorkerId, WorkerUnit,
 };
+pub use grid::{Cell, CellId, Grid, GridError, Location, LocationError, Polygon};
 pub use routing::{
-    Candidate, CaseRequest, Decision, FairRotation, Found, LeastLoaded, MAX_RETURNS, MAX_RING,
-    Nearest, Outcome, Policy, PolicyKind, Router, RouterConfig, RoutingError, ServiceChoice,
-    Skipped, Trace, WorkerState, WorkerStatus,
+    CaseId, CaseRequest, Decision, Found, Outcome, Policy, PolicyKind, Router, RouterConfig,
+    RoutingError, Trace, WorkerState, WorkerStatus,
 };
+
+/// City configs as read from JSON or TOML: deserialize a [`CityConfig`], then
+/// [`City::new`] checks it against a grid and reports every problem at once.
+pub mod config {
+    pub use crate::city::config::{
+        AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS,
+        DeadlineConfig, DepartmentConfig, DistrictConfig, DutyListsConfig, DutyOverrideConfig,
+        OrganConfig, RoleConfig, ServiceItemConfig, ServicePointConfig, StreetConfig, UnitConfig,
+        WorkerConfig,
+    };
+    pub use crate::city::validate::MAX_ORGAN_LIMIT;
+    pub use crate::city::workers::MAX_CAPACITY;
+}
+
+/// The built-in demo city, a Qingdao-like city of 3,225 cells that examples and tests
+/// use, and its config for any grid whose cells name their parents. Generated grids are
+/// in [`generate`].
+pub mod demo {
+    pub use crate::city::demo::{
+        demo_city, demo_city_grid, demo_config, demo_config_for, demo_config_with_workers,
+    };
+}

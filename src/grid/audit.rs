@@ -97,7 +97,7 @@ impl Jurisdiction {
     /// geometry, and the errors of [`Jurisdiction::new`].
     ///
     /// ```
-    /// use wangge::Jurisdiction;
+    /// use wangge::grid::Jurisdiction;
     ///
     /// let b = Jurisdiction::from_geojson(
     ///     r#"{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}"#,
@@ -471,7 +471,8 @@ impl super::Grid {
     /// coordinates before it is differenced with the boundary.
     ///
     /// ```
-    /// use wangge::{Cell, Grid, Jurisdiction, Polygon};
+    /// use wangge::grid::Jurisdiction;
+    /// use wangge::{Cell, Grid, Polygon};
     ///
     /// let grid = Grid::new(vec![
     ///     Cell::new("A", vec![Polygon::rect([0.0, 0.0], [0.01, 0.01])]),

@@ -5,14 +5,17 @@
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use wangge::city::ServiceItemId;
+use wangge::routing::Candidate;
 use wangge::{
-    Candidate, CaseRequest, CategoryId, CellId, City, Found, Holder, Location, Outcome, Platform,
-    PolicyKind, Router, RouterConfig, RoutingError, ServiceItemId, WorkerId, WorkerStatus,
+    CaseRequest, CategoryId, CellId, City, Found, Holder, Location, Outcome, Platform, PolicyKind,
+    Router, RouterConfig, RoutingError, WorkerId, WorkerStatus,
 };
 
 fn city() -> Arc<City> {
     static CITY: OnceLock<Arc<City>> = OnceLock::new();
-    CITY.get_or_init(|| Arc::new(wangge::demo_city())).clone()
+    CITY.get_or_init(|| Arc::new(wangge::demo::demo_city()))
+        .clone()
 }
 
 /// A place inside `cell` (its envelope's center if covered, else a vertex).
