@@ -17,11 +17,17 @@
 //! | part | front door | what it answers |
 //! | --- | --- | --- |
 //! | grid | [`Grid`] | which cell a point lies in ([`Grid::locate`], exact, ~15-25 ns), a cell's neighbours ([`Grid::neighbours`], [`Grid::rings_into`]), whether the grid covers its jurisdiction ([`Grid::audit`]) |
-//! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce and service points |
-//! | routing | [`Router`] | which worker takes a case ([`Router::route`], with a [`Trace`]), returns (退单) and rulings, live worker state, the nearest service point |
+//! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce (every worker belongs to one unit: [`WorkerUnit`]) and service points |
+//! | routing | [`Router`] | which of the holder's own people takes a case ([`Router::route`], with a [`Trace`]), who holds each case ([`CaseId`]), returns (退单) and rulings, manual dispatch, live worker state, snapshot and restore |
+//!
+//! The modules hold the rest: [`config`] (city configs as read from JSON or TOML),
+//! [`demo`] (the built-in demo city), [`generate`] (generated grids), and the component
+//! modules [`grid`], [`city`] and [`routing`] with every detail type.
 //!
 //! Bad input never panics: every refusal is a typed error naming the problem and where it
-//! is ([`GridError`], [`ConfigError`], [`RoutingError`], wrapped by [`Error`]).
+//! is ([`GridError`], [`ConfigError`], [`RoutingError`], wrapped by [`Error`]). Lookups by
+//! id answer `Option` (`None` for an id outside the city); lists by id answer an empty
+//! slice.
 //!
 //! ```
 //! use wangge::{Cell, Grid, Location, Polygon};
@@ -37,22 +43,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A case end to end on the built-in demo city: locate it, admit it, route it.
+//! A case end to end on the built-in demo city: locate it, admit it, route it to the unit
+//! that holds it. Illegal parking (ZF-02) is a street office's duty: no community may be
+//! given it, so it goes to the street office's law-enforcement force.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use wangge::{CaseRequest, Location, Outcome, Router, RouterConfig};
+//! use wangge::{CaseId, CaseRequest, City, Found, Holder, Location, Router, RouterConfig, WorkerUnit};
 //!
-//! let city = Arc::new(wangge::demo::demo_city());
+//! let city = Arc::new(City::demo());
 //! let router = Router::new(city.clone(), RouterConfig::default())?;
-//! let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
+//! let parking = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
 //! let at = Location::new(120.33, 36.12)?;
 //! let cell = city.grid().locate(at).expect("on land");
-//! let decision = router.route(&CaseRequest::new(cell, category, at))?;
-//! if let Outcome::Assigned { worker } = decision.outcome {
-//!     assert!(router.worker_state(worker)?.load >= 1);
-//! }
+//! let decision = router.route(&CaseRequest::new(CaseId(1), cell, parking, at))?;
+//! let Holder::Street { street, .. } = decision.trace.admission.holder else {
+//!     panic!("a street office holds illegal parking");
+//! };
+//! let officer = decision.worker().expect("the street office's force has someone free");
+//! assert_eq!(decision.trace.found, Found::Force);
+//! assert!(matches!(city.worker(officer).unwrap().unit, WorkerUnit::Organ(_) | WorkerUnit::Agency(_)));
+//! assert_eq!(city.worker_street(officer), Some(street));
+//! assert_eq!(router.holder(CaseId(1)), Some(officer));
 //! println!("{}", router.explain(&decision));
+//!
+//! // Finished: the officer's slot is freed once, however often the message arrives.
+//! assert_eq!(router.release(CaseId(1))?, Some(officer));
+//! assert_eq!(router.release(CaseId(1))?, None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

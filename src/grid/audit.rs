@@ -103,7 +103,7 @@ impl Jurisdiction {
     ///     r#"{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}"#,
     /// )?;
     /// assert_eq!(b.polygons().len(), 1);
-    /// # Ok::<(), wangge::JurisdictionError>(())
+    /// # Ok::<(), wangge::grid::JurisdictionError>(())
     /// ```
     pub fn from_geojson(text: &str) -> Result<Jurisdiction, JurisdictionError> {
         let doc: geojson::GeoJson =

@@ -654,7 +654,7 @@ impl Router {
             });
         }
         if override_reason.is_some() {
-            self.board.claim_forced(worker);
+            self.board.claim_forced(worker, true);
         } else {
             self.board
                 .claim(worker)
@@ -1099,11 +1099,7 @@ impl Router {
             }
             match c.worker.as_deref().map(|w| (w, self.city.worker_id(w))) {
                 Some((_, Some(w))) => {
-                    let last = self.board.state(w).last_assigned;
-                    self.board.claim_forced(w);
-                    // A restored case is not a new assignment: fair rotation keeps the
-                    // ticket the snapshot had.
-                    self.board.set_last_assigned(w, last);
+                    self.board.claim_forced(w, false);
                     record.set_worker(Some(w));
                 }
                 Some((_, None)) => report.orphaned_cases.push(c.case),

@@ -181,16 +181,19 @@ impl Board {
     }
 
     /// Gives `w` one more case whatever their status and capacity: the command center's
-    /// override, and restoring cases a worker held.
-    pub(crate) fn claim_forced(&self, w: WorkerId) {
+    /// override (a new assignment, so it takes a ticket), and restoring cases a worker held
+    /// (not a new assignment: `ticket` false keeps their fair-rotation place).
+    pub(crate) fn claim_forced(&self, w: WorkerId, ticket: bool) {
         let mut shard = self.shard(w).lock();
         let s = &self.slots[w.index()];
         s.load
             .store(s.load.load(Ordering::Acquire) + 1, Ordering::Release);
-        s.last.store(
-            self.ticket.fetch_add(1, Ordering::Relaxed) + 1,
-            Ordering::Release,
-        );
+        if ticket {
+            s.last.store(
+                self.ticket.fetch_add(1, Ordering::Relaxed) + 1,
+                Ordering::Release,
+            );
+        }
         shard.claims += 1;
     }
 
