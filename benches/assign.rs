@@ -17,7 +17,7 @@ use std::time::Duration;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
-    CaseRequest, CategoryId, CellId, City, Grid, Location, Router, RouterConfig, WorkerId,
+    CaseId, CaseRequest, CategoryId, CellId, City, Grid, Location, Router, RouterConfig, WorkerId,
 };
 
 /// Workers in the large city.
@@ -63,13 +63,14 @@ fn route_batch(
     batch: &[(CellId, CategoryId, Location)],
     mut before: impl FnMut(Location),
 ) {
-    for &(cell, category, location) in batch {
+    for (k, &(cell, category, location)) in batch.iter().enumerate() {
         before(location);
+        let case = CaseId(k as u64);
         let d = router
-            .route(black_box(&CaseRequest::new(cell, category, location)))
+            .route(black_box(&CaseRequest::new(case, cell, category, location)))
             .unwrap();
-        if let Some(w) = d.worker() {
-            router.release(w).unwrap();
+        if d.worker().is_some() {
+            router.release(case).unwrap();
         }
         black_box(d);
     }

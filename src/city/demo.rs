@@ -554,9 +554,9 @@ pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
     config_for(grid, None)
 }
 
-/// [`demo_config_for`] with about `workers` workers in all (at least one per community
-/// and the two street-office staff per street office): for generated cities of any
-/// size, such as the benchmark city.
+/// [`demo_config_for`] with about `workers` workers in all (at least one per community,
+/// two street-office staff per street office and each street office's own forces): for
+/// generated cities of any size, such as the benchmark city.
 ///
 /// # Errors
 /// As [`demo_config_for`].
@@ -829,22 +829,22 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         }
     }
 
-    let mut workers = demo_workers(
-        grid,
-        &communities,
-        &community_cells,
-        workers_wanted,
-        &mut rng,
-    );
-    street_forces(
+    let forces = street_forces(
         grid,
         &street_configs,
         &agencies,
         &communities,
         &community_cells,
-        &mut workers,
         &mut rng,
     );
+    let mut workers = demo_workers(
+        grid,
+        &communities,
+        &community_cells,
+        workers_wanted.map(|w| w.saturating_sub(forces.len())),
+        &mut rng,
+    );
+    workers.extend(forces);
 
     Ok(CityConfig {
         city: UnitConfig {
@@ -940,18 +940,18 @@ const FORCES: [ForceRow; 9] = [
     ("scjgs", 1, WorkerKind::AgencyStaff, &["market", "health"]),
 ];
 
-/// Adds every street office's own forces: the staff of its organs and of the agencies it
-/// manages, each with one to three home cells in the street office's area, standing in one
-/// of them, with a capacity of 4 to 10.
+/// Every street office's own forces: the staff of its organs and of the agencies it
+/// manages (ids `F0001` ...), each with one to three home cells in the street office's
+/// area, standing in one of them, with a capacity of 4 to 10.
 fn street_forces(
     grid: &Grid,
     streets: &[StreetConfig],
     agencies: &[AgencyConfig],
     communities: &[(String, String)],
     community_cells: &[Vec<CellId>],
-    workers: &mut Vec<WorkerConfig>,
     rng: &mut SplitMix64,
-) {
+) -> Vec<WorkerConfig> {
+    let mut workers = Vec::new();
     for street in streets {
         let area: Vec<CellId> = communities
             .iter()
@@ -981,7 +981,7 @@ fn street_forces(
                     point_in(grid, cells[rng.below(cells.len())]).map(|p| [p.lon(), p.lat()]);
                 let n = workers.len() + 1;
                 workers.push(WorkerConfig {
-                    id: format!("W{n:04}"),
+                    id: format!("F{n:04}"),
                     name: person_name(rng),
                     kind,
                     unit: unit.clone(),
@@ -993,6 +993,7 @@ fn street_forces(
             }
         }
     }
+    workers
 }
 
 /// Three workers per community (two grid workers and one of the other kinds; or as many as

@@ -516,10 +516,17 @@ fn support_across_a_border_only_when_allowed_and_traced() {
         .grid()
         .ids()
         .find(|&c| {
-            matches!(
-                city.admit(c, category).unwrap().holder,
-                Holder::Community(_)
-            )
+            let Holder::Community(m) = city.admit(c, category).unwrap().holder else {
+                return false;
+            };
+            // Someone of another unit with the role lives within two cells.
+            let roles = city.category(category).unwrap().roles;
+            city.grid().within(c, 2).iter().flatten().any(|&near| {
+                city.workers_in(near).iter().any(|&w| {
+                    let worker = city.worker(w).unwrap();
+                    worker.unit != WorkerUnit::Community(m) && worker.roles.intersects(roles)
+                })
+            })
         })
         .unwrap();
     let Holder::Community(community) = city.admit(cell, category).unwrap().holder else {
