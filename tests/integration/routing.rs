@@ -1057,3 +1057,70 @@ fn positions_steer_the_nearest_policy() {
     }
     panic!("the demo city has no case with two candidates");
 }
+
+/// Rings are walked inside the holding community: in a U-shaped community, a worker at the
+/// far tip of the U is two cells away across the neighbouring community but six inside
+/// its own, so the router finds them at the community level, not at ring 2. Worked out by
+/// hand on a 3 x 3 lattice:
+///
+/// ```text
+///   row 2:  A  B  A      A: the U-shaped community, B: its neighbour in the middle
+///   row 1:  A  B  A      the case is in A at (0, 2); A's worker lives at (2, 2);
+///   row 0:  A  A  A      B's worker lives at (1, 2), next to the case
+/// ```
+#[test]
+fn rings_are_walked_inside_the_holding_community() {
+    use wangge::config::WorkerConfig;
+    use wangge::{Cell, Grid, Polygon};
+    let mut cells = Vec::new();
+    for row in 0..3 {
+        for col in 0..3 {
+            let community = if col == 1 && row > 0 { "B" } else { "A" };
+            let min = [120.0 + col as f64 * 0.01, 36.0 + row as f64 * 0.01];
+            cells.push(
+                Cell::new(
+                    format!("c{col}{row}"),
+                    vec![Polygon::rect(min, [min[0] + 0.01, min[1] + 0.01])],
+                )
+                .with_parents(community, "S街道", "D区"),
+            );
+        }
+    }
+    let grid = Grid::new(cells).unwrap();
+    let mut config = wangge::demo::demo_config_for(&grid).unwrap();
+    let category = "ZZ-01";
+    let roles = config
+        .categories
+        .iter()
+        .find(|c| c.code == category)
+        .unwrap()
+        .roles
+        .clone();
+    let worker = |id: &str, unit: &str, cell: &str, at: [f64; 2]| WorkerConfig {
+        id: id.into(),
+        name: id.into(),
+        kind: wangge::city::WorkerKind::FullTimeGridWorker,
+        unit: unit.into(),
+        roles: roles.clone(),
+        cells: vec![cell.into()],
+        capacity: 2,
+        position: Some(at),
+    };
+    config.workers = vec![
+        worker("far", "A", "c22", [120.025, 36.025]),
+        worker("next-door", "B", "c12", [120.015, 36.025]),
+    ];
+    let city = Arc::new(City::new(&config, grid).unwrap());
+    let cell = city.grid().id_of("c02").unwrap();
+    let k = city.category_id(category).unwrap();
+    assert!(matches!(
+        city.admit(cell, k).unwrap().holder,
+        Holder::Community(_)
+    ));
+    let router = Router::new(city.clone(), RouterConfig::default()).unwrap();
+    let d = router
+        .route(&CaseRequest::new(CaseId(1), cell, k, place(&city, cell)))
+        .unwrap();
+    assert_eq!(d.worker(), city.worker_id("far"), "{}", router.explain(&d));
+    assert_eq!(d.trace.found, Found::Community, "{}", router.explain(&d));
+}
