@@ -14,10 +14,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
+use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
-    CaseRequest, CategoryId, CellId, City, Grid, Location, Router, RouterConfig, WorkerId,
-    demo_config_with_workers,
+    CaseId, CaseRequest, CategoryId, CellId, City, Grid, Location, Router, RouterConfig, WorkerId,
 };
 
 /// Workers in the large city.
@@ -63,13 +63,14 @@ fn route_batch(
     batch: &[(CellId, CategoryId, Location)],
     mut before: impl FnMut(Location),
 ) {
-    for &(cell, category, location) in batch {
+    for (k, &(cell, category, location)) in batch.iter().enumerate() {
         before(location);
+        let case = CaseId(k as u64);
         let d = router
-            .route(black_box(&CaseRequest::new(cell, category, location)))
+            .route(black_box(&CaseRequest::new(case, cell, category, location)))
             .unwrap();
-        if let Some(w) = d.worker() {
-            router.release(w).unwrap();
+        if d.worker().is_some() {
+            router.release(case).unwrap();
         }
         black_box(d);
     }
@@ -103,7 +104,7 @@ fn bench_city(c: &mut Criterion, name: &str, city: Arc<City>) {
 }
 
 fn demo(c: &mut Criterion) {
-    bench_city(c, "demo_city", Arc::new(wangge::demo_city()));
+    bench_city(c, "demo_city", Arc::new(wangge::demo::demo_city()));
 }
 
 fn large(c: &mut Criterion) {

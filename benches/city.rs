@@ -9,7 +9,7 @@ use wangge::{CategoryId, CellId, City};
 const PAIRS: usize = 4096;
 
 fn admission(c: &mut Criterion) {
-    let city = wangge::demo_city();
+    let city = wangge::demo::demo_city();
     let cells = city.grid().len();
     let cats = city.categories().len();
     let pairs: Vec<(CellId, CategoryId)> = (0..PAIRS)
@@ -43,8 +43,8 @@ fn admission(c: &mut Criterion) {
 }
 
 fn build(c: &mut Criterion) {
-    let grid = std::sync::Arc::new(wangge::demo_city_grid());
-    let config = wangge::demo_config_for(&grid).unwrap();
+    let grid = std::sync::Arc::new(wangge::demo::demo_city_grid());
+    let config = wangge::demo::demo_config_for(&grid).unwrap();
     c.bench_function("City::new demo", |b| {
         b.iter(|| City::new(black_box(&config), grid.clone()).unwrap())
     });

@@ -20,7 +20,8 @@
 
 use std::process::ExitCode;
 use std::time::Instant;
-use wangge::{AuditReport, Cell, Grid, Jurisdiction, Polygon};
+use wangge::grid::{AuditReport, Jurisdiction};
+use wangge::{Cell, Grid, Polygon};
 
 const X0: f64 = 120.2;
 const Y0: f64 = 36.0;
@@ -71,7 +72,7 @@ fn lattice(n: usize, skip: Option<(usize, usize)>, shift: Option<(usize, usize)>
     cells
 }
 
-fn frame(n: usize) -> Result<Jurisdiction, wangge::JurisdictionError> {
+fn frame(n: usize) -> Result<Jurisdiction, wangge::grid::JurisdictionError> {
     let corner = [X0 + n as f64 * STEP, Y0 + n as f64 * STEP];
     Jurisdiction::new(vec![Polygon::rect([X0, Y0], corner)])
 }

@@ -19,7 +19,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use wangge::{City, CityConfig, ConfigError, Grid, Holder, Platform, UnitKind};
+use wangge::config::CityConfig;
+use wangge::{City, ConfigError, Grid, Holder, Platform, UnitKind};
 
 #[derive(Parser)]
 #[command(about = "Check a city config against its grid")]
@@ -41,7 +42,7 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.write_demo.is_some() || args.write_demo_grid.is_some() {
         if let Some(out) = &args.write_demo {
-            let config = wangge::demo_config();
+            let config = wangge::demo::demo_config();
             let text = if out.ends_with(".toml") {
                 config.to_toml()?
             } else {
@@ -51,7 +52,7 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             println!("wrote the demo city config to {out}");
         }
         if let Some(out) = &args.write_demo_grid {
-            std::fs::write(out, wangge::demo_city_grid().to_geojson())?;
+            std::fs::write(out, wangge::demo::demo_city_grid().to_geojson())?;
             println!("wrote the demo city grid to {out}");
         }
         return Ok(ExitCode::SUCCESS);
@@ -66,7 +67,7 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                 return Ok(ExitCode::FAILURE);
             }
         },
-        None => wangge::demo_city_grid(),
+        None => wangge::demo::demo_city_grid(),
     };
     let grid_time = started.elapsed();
     let started = Instant::now();
@@ -81,7 +82,7 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             (path.clone(), read(&text, grid))
         }
         None => {
-            let config: CityConfig = wangge::demo_config_for(&grid)?;
+            let config: CityConfig = wangge::demo::demo_config_for(&grid)?;
             ("demo city".to_string(), City::new(&config, grid))
         }
     };

@@ -26,10 +26,11 @@ use std::alloc::System;
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
-    CaseRequest, CategoryId, City, Grid, Location, Outcome, Router, RouterConfig, WorkerId,
-    WorkerStatus, demo_config_with_workers,
+    CaseId, CaseRequest, CategoryId, City, Grid, Location, Outcome, Router, RouterConfig, WorkerId,
+    WorkerStatus,
 };
 
 /// Counts allocations, so the example can show that a decision makes none.
@@ -94,6 +95,7 @@ impl Rng {
 
 /// A case still open: its place, category and the workers who returned it.
 struct Open {
+    case: CaseId,
     worker: WorkerId,
     cell: wangge::CellId,
     category: CategoryId,
@@ -137,7 +139,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         ..Report::default()
     };
     let mut timed_ns = 0u128;
-    let mut requests: Vec<(wangge::CellId, CategoryId, Location)> = Vec::with_capacity(ROUND);
+    let mut requests: Vec<(CaseId, wangge::CellId, CategoryId, Location)> =
+        Vec::with_capacity(ROUND);
+    let mut next_case = 0u64;
     let mut decisions = Vec::with_capacity(ROUND);
     // Rounds alternate: one timed as a whole (the mean), one decision by decision.
     let mut sample_round = false;
@@ -156,16 +160,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             )?;
             if let Some(cell) = grid.locate(p) {
                 let category = CategoryId::from_index(rng.below(categories)).ok_or("category")?;
-                requests.push((cell, category, p));
+                next_case += 1;
+                requests.push((CaseId(next_case), cell, category, p));
             }
         }
         decisions.clear();
         let region = Region::new(GLOBAL);
         if sample_round {
             // Every decision timed on its own, for the median and tail (clock reads included).
-            for &(cell, category, location) in &requests {
+            for &(case, cell, category, location) in &requests {
                 let t = Instant::now();
-                let d = router.route(&CaseRequest::new(cell, category, location));
+                let d = router.route(&CaseRequest::new(case, cell, category, location));
                 let ns = t.elapsed().as_nanos() as u64;
                 decisions.push(d);
                 if samples.len() < samples.capacity() {
@@ -174,21 +179,22 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         } else {
             let t = Instant::now();
-            for &(cell, category, location) in &requests {
-                decisions.push(router.route(&CaseRequest::new(cell, category, location)));
+            for &(case, cell, category, location) in &requests {
+                decisions.push(router.route(&CaseRequest::new(case, cell, category, location)));
             }
             timed_ns += t.elapsed().as_nanos();
             timed_cases += n;
         }
         sample_round = !sample_round;
         report.allocations_while_routing += region.change().allocations;
-        for (&(cell, category, location), decision) in requests.iter().zip(&decisions) {
+        for (&(case, cell, category, location), decision) in requests.iter().zip(&decisions) {
             let decision = decision.as_ref().map_err(|e| e.to_string())?;
             report.cases += 1;
             report.violations += check(&router, &city, decision, category, &[], &mut model_load);
             tally(&mut report, decision.outcome);
             if let Some(worker) = decision.worker() {
                 open.push(Open {
+                    case,
                     worker,
                     cell,
                     category,
@@ -209,9 +215,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             let k = rng.below(open.len());
             let mut case = open.swap_remove(k);
             case.returned_by.push(case.worker);
-            let req = CaseRequest::new(case.cell, case.category, case.location)
-                .returned_by(&case.returned_by);
-            let decision = router.return_case(case.worker, &req)?;
+            let req = CaseRequest::new(case.case, case.cell, case.category, case.location);
+            let decision = router.return_case(&req, case.worker)?;
             model_load[case.worker.index()] -= 1;
             report.returns += 1;
             report.decisions += 1;
@@ -233,7 +238,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         for _ in 0..finish {
             let k = rng.below(open.len());
             let case = open.swap_remove(k);
-            router.release(case.worker)?;
+            router.release(case.case)?;
+            router.forget(case.case);
             model_load[case.worker.index()] -= 1;
             report.released += 1;
         }

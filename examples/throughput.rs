@@ -26,11 +26,13 @@ use std::error::Error;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::config::MAX_CAPACITY;
+use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::{
     CaseBrief, CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError,
-    Location, MAX_CAPACITY, Priority, Report, Reporter, Satisfaction, SimClock, Source, Timestamp,
-    Verifier, WorkerId, demo_config_with_workers, is_legal_move, is_legal_start,
+    Location, Priority, Report, Reporter, Satisfaction, SimClock, Source, Timestamp, Verifier,
+    WorkerId, is_legal_move, is_legal_start,
 };
 
 /// Counts allocations: bytes held per case with its history.

@@ -17,11 +17,17 @@
 //! | part | front door | what it answers |
 //! | --- | --- | --- |
 //! | grid | [`Grid`] | which cell a point lies in ([`Grid::locate`], exact, ~15-25 ns), a cell's neighbours ([`Grid::neighbours`], [`Grid::rings_into`]), whether the grid covers its jurisdiction ([`Grid::audit`]) |
-//! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce and service points |
-//! | routing | [`Router`] | which worker takes a case ([`Router::route`], with a [`Trace`]), returns (退单) and rulings, live worker state, the nearest service point |
+//! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce (every worker belongs to one unit: [`WorkerUnit`]) and service points |
+//! | routing | [`Router`] | which of the holder's own people takes a case ([`Router::route`], with a [`Trace`]), who holds each case ([`CaseId`]), returns (退单) and rulings, manual dispatch, live worker state, snapshot and restore |
+//!
+//! The modules hold the rest: [`config`] (city configs as read from JSON or TOML),
+//! [`demo`] (the built-in demo city), [`generate`] (generated grids), and the component
+//! modules [`grid`], [`city`] and [`routing`] with every detail type.
 //!
 //! Bad input never panics: every refusal is a typed error naming the problem and where it
-//! is ([`GridError`], [`ConfigError`], [`RoutingError`], wrapped by [`Error`]).
+//! is ([`GridError`], [`ConfigError`], [`RoutingError`], wrapped by [`Error`]). Lookups by
+//! id answer `Option` (`None` for an id outside the city); lists by id answer an empty
+//! slice.
 //!
 //! ```
 //! use wangge::{Cell, Grid, Location, Polygon};
@@ -37,22 +43,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A case end to end on the built-in demo city: locate it, admit it, route it.
+//! A case end to end on the built-in demo city: locate it, admit it, route it to the unit
+//! that holds it. Illegal parking (ZF-02) is a street office's duty: no community may be
+//! given it, so it goes to the street office's law-enforcement force.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use wangge::{CaseRequest, Location, Outcome, Router, RouterConfig};
+//! use wangge::{CaseId, CaseRequest, City, Found, Holder, Location, Router, RouterConfig, WorkerUnit};
 //!
-//! let city = Arc::new(wangge::demo_city());
+//! let city = Arc::new(City::demo());
 //! let router = Router::new(city.clone(), RouterConfig::default())?;
-//! let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
+//! let parking = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
 //! let at = Location::new(120.33, 36.12)?;
 //! let cell = city.grid().locate(at).expect("on land");
-//! let decision = router.route(&CaseRequest::new(cell, category, at))?;
-//! if let Outcome::Assigned { worker } = decision.outcome {
-//!     assert!(router.worker_state(worker)?.load >= 1);
-//! }
+//! let decision = router.route(&CaseRequest::new(CaseId(1), cell, parking, at))?;
+//! let Holder::Street { street, .. } = decision.trace.admission.holder else {
+//!     panic!("a street office holds illegal parking");
+//! };
+//! let officer = decision.worker().expect("the street office's force has someone free");
+//! assert_eq!(decision.trace.found, Found::Force);
+//! assert!(matches!(city.worker(officer).unwrap().unit, WorkerUnit::Organ(_) | WorkerUnit::Agency(_)));
+//! assert_eq!(city.worker_street(officer), Some(street));
+//! assert_eq!(router.holder(CaseId(1)), Some(officer));
 //! println!("{}", router.explain(&decision));
+//!
+//! // Finished: the officer's slot is freed once, however often the message arrives.
+//! assert_eq!(router.release(CaseId(1))?, Some(officer));
+//! assert_eq!(router.release(CaseId(1))?, None);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -64,42 +81,53 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
-mod city;
+pub mod city;
 mod clock;
 mod error;
-mod grid;
+pub mod grid;
 mod pipeline;
 mod rng;
-mod routing;
+pub mod routing;
 
-pub use city::{
-    Admission, AdmissionTrace, Agency, AgencyConfig, AgencyId, Category, CategoryConfig,
-    CategoryId, Chain, City, CityConfig, CommunityConfig, ConfigError, ConfigProblem,
-    ConfigProblemKind, DEFAULT_MAX_ORGANS, DeadlineConfig, Department, DepartmentConfig,
-    DepartmentId, DistrictConfig, DutyLevel, DutyList, DutyListsConfig, DutyOverrideConfig,
-    Escalation, Explained, Holder, MAX_CAPACITY, MAX_ORGAN_LIMIT, MAX_ROLES, MandatoryOrgan,
-    OrgEdge, OrgGraph, OrgNode, Organ, OrganConfig, OrganId, OrganKind, Platform, Priority,
-    Refusal, Role, RoleConfig, RoleInfo, RoleSet, ServiceItem, ServiceItemConfig, ServiceItemId,
-    ServicePoint, ServicePointConfig, ServicePointId, StreetConfig, Unit, UnitConfig, UnitId,
-    UnitKind, UnknownId, Worker, WorkerConfig, WorkerId, WorkerKind, demo_city, demo_city_grid,
-    demo_config, demo_config_for, demo_config_with_workers,
-};
 pub use clock::{Clock, SimClock, SystemClock, Timestamp};
 pub use error::Error;
 pub use grid::generate;
-pub use grid::{
-    AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
-    IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
-    NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
+
+// What a user meets in the first hour; the rest is in the component modules.
+pub use city::{
+    Admission, Category, CategoryId, City, ConfigError, DutyList, Holder, Organ, OrganId, Platform,
+    Priority, Role, RoleSet, Unit, UnitId, UnitKind, Worker, WorkerId, WorkerUnit,
 };
+pub use grid::{Cell, CellId, Grid, GridError, Location, LocationError, Polygon};
 pub use pipeline::{
-    Action, Actor, Case, CaseBrief, CaseEvent, CaseId, CaseState, Command, Engine, EngineBuilder,
+    Action, Actor, Case, CaseBrief, CaseEvent, CaseState, Command, Engine, EngineBuilder,
     EngineConfig, EngineError, Indicators, LifecycleError, MAX_DESCRIPTION, Notice, Report,
     Reporter, Satisfaction, Snapshot, Source, SubmitError, Subscription, Tally, Transition,
     Verifier, is_legal_move, is_legal_start,
 };
 pub use routing::{
-    Candidate, CaseRequest, Decision, FairRotation, Found, LeastLoaded, MAX_RETURNS, MAX_RING,
-    Nearest, Outcome, Policy, PolicyKind, Router, RouterConfig, RoutingError, ServiceChoice,
-    Skipped, Trace, WorkerState, WorkerStatus,
+    CaseId, CaseRequest, Decision, Found, Outcome, Policy, PolicyKind, Router, RouterConfig,
+    RoutingError, Trace, WorkerState, WorkerStatus,
 };
+
+/// City configs as read from JSON or TOML: deserialize a [`CityConfig`], then
+/// [`City::new`] checks it against a grid and reports every problem at once.
+pub mod config {
+    pub use crate::city::config::{
+        AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS,
+        DeadlineConfig, DepartmentConfig, DistrictConfig, DutyListsConfig, DutyOverrideConfig,
+        OrganConfig, RoleConfig, ServiceItemConfig, ServicePointConfig, StreetConfig, UnitConfig,
+        WorkerConfig,
+    };
+    pub use crate::city::validate::MAX_ORGAN_LIMIT;
+    pub use crate::city::workers::MAX_CAPACITY;
+}
+
+/// The built-in demo city, a Qingdao-like city of 3,225 cells that examples and tests
+/// use, and its config for any grid whose cells name their parents. Generated grids are
+/// in [`generate`].
+pub mod demo {
+    pub use crate::city::demo::{
+        demo_city, demo_city_grid, demo_config, demo_config_for, demo_config_with_workers,
+    };
+}

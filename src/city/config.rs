@@ -485,9 +485,15 @@ pub struct WorkerConfig {
     pub name: String,
     /// What kind of worker.
     pub kind: WorkerKind,
+    /// The unit they belong to (属地): the id of a community (grid workers and everyone
+    /// else enrolled in its grid), of a street-office organ (its own staff, e.g. the
+    /// law-enforcement office's officers) or of an agency the street office manages
+    /// (派驻机构, e.g. the police station). Work reaches them only through that unit.
+    pub unit: String,
     /// Ids of their roles.
     pub roles: Vec<String>,
-    /// Names of their home cells (grid cell ids).
+    /// Names of their home cells (grid cell ids): cells of their community, or of their
+    /// organ's or agency's street office.
     pub cells: Vec<String>,
     /// How many cases they can hold at once.
     pub capacity: u32,
@@ -518,11 +524,18 @@ pub enum WorkerKind {
     Volunteer,
     /// 居民代表.
     ResidentRepresentative,
+    /// 机关工作人员: staff of a street-office organ.
+    OrganStaff,
+    /// 执法队员: a law-enforcement officer of the street office or of a squad it manages.
+    LawEnforcementOfficer,
+    /// 派驻机构人员: staff of an agency sent down and managed by the street office (the
+    /// police station's officers, the justice office's staff ...).
+    AgencyStaff,
 }
 
 impl WorkerKind {
     /// All kinds.
-    pub const ALL: [WorkerKind; 9] = [
+    pub const ALL: [WorkerKind; 12] = [
         WorkerKind::FullTimeGridWorker,
         WorkerKind::PartTimeGridWorker,
         WorkerKind::AreaDirector,
@@ -532,6 +545,9 @@ impl WorkerKind {
         WorkerKind::CommitteeMember,
         WorkerKind::Volunteer,
         WorkerKind::ResidentRepresentative,
+        WorkerKind::OrganStaff,
+        WorkerKind::LawEnforcementOfficer,
+        WorkerKind::AgencyStaff,
     ];
 
     /// The Chinese name.
@@ -546,6 +562,9 @@ impl WorkerKind {
             WorkerKind::CommitteeMember => "村居两委成员",
             WorkerKind::Volunteer => "志愿者",
             WorkerKind::ResidentRepresentative => "居民代表",
+            WorkerKind::OrganStaff => "机关工作人员",
+            WorkerKind::LawEnforcementOfficer => "执法队员",
+            WorkerKind::AgencyStaff => "派驻机构人员",
         }
     }
 }

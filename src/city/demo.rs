@@ -554,9 +554,9 @@ pub fn demo_config_for(grid: &Grid) -> Result<CityConfig, ConfigError> {
     config_for(grid, None)
 }
 
-/// [`demo_config_for`] with about `workers` workers in all (at least one per community
-/// and the two street-office staff per street office): for generated cities of any
-/// size, such as the benchmark city.
+/// [`demo_config_for`] with about `workers` workers in all (at least one per community,
+/// two street-office staff per street office and each street office's own forces): for
+/// generated cities of any size, such as the benchmark city.
 ///
 /// # Errors
 /// As [`demo_config_for`].
@@ -829,13 +829,22 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         }
     }
 
-    let workers = demo_workers(
+    let forces = street_forces(
+        grid,
+        &street_configs,
+        &agencies,
+        &communities,
+        &community_cells,
+        &mut rng,
+    );
+    let mut workers = demo_workers(
         grid,
         &communities,
         &community_cells,
-        workers_wanted,
+        workers_wanted.map(|w| w.saturating_sub(forces.len())),
         &mut rng,
     );
+    workers.extend(forces);
 
     Ok(CityConfig {
         city: UnitConfig {
@@ -869,6 +878,124 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
     })
 }
 
+const SURNAMES: [&str; 20] = [
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "高", "罗",
+];
+const GIVEN: [&str; 16] = [
+    "志强", "秀英", "海燕", "建国", "丽娟", "俊杰", "晓东", "桂兰", "明辉", "雪梅", "国庆", "婷婷",
+    "立新", "春华", "文静", "德胜",
+];
+
+fn person_name(rng: &mut SplitMix64) -> String {
+    format!(
+        "{}{}",
+        SURNAMES[rng.below(SURNAMES.len())],
+        GIVEN[rng.below(GIVEN.len())]
+    )
+}
+
+/// Each street office's own forces (由镇街统筹辖区内派驻的和自身的执法力量): (organ or agency
+/// key, how many, kind, roles). Organs a district's organ limit leaves out have no staff.
+type ForceRow = (&'static str, usize, WorkerKind, &'static [&'static str]);
+const FORCES: [ForceRow; 9] = [
+    (
+        "zf",
+        3,
+        WorkerKind::LawEnforcementOfficer,
+        &["urban_management", "police", "housing"],
+    ),
+    (
+        "ca",
+        1,
+        WorkerKind::OrganStaff,
+        &["urban_management", "housing"],
+    ),
+    (
+        "zz",
+        2,
+        WorkerKind::OrganStaff,
+        &["petition", "public_order", "emergency", "ethnic_religious"],
+    ),
+    (
+        "pa",
+        1,
+        WorkerKind::OrganStaff,
+        &["emergency", "public_order", "ethnic_religious"],
+    ),
+    (
+        "bm",
+        2,
+        WorkerKind::OrganStaff,
+        &["service", "civil_affairs", "police"],
+    ),
+    ("dj", 1, WorkerKind::OrganStaff, &["party_building"]),
+    (
+        "pcs",
+        2,
+        WorkerKind::AgencyStaff,
+        &["police", "public_order", "emergency"],
+    ),
+    ("sfs", 1, WorkerKind::AgencyStaff, &["justice", "petition"]),
+    ("scjgs", 1, WorkerKind::AgencyStaff, &["market", "health"]),
+];
+
+/// Every street office's own forces: the staff of its organs and of the agencies it
+/// manages (ids `F0001` ...), each with one to three home cells in the street office's
+/// area, standing in one of them, with a capacity of 4 to 10.
+fn street_forces(
+    grid: &Grid,
+    streets: &[StreetConfig],
+    agencies: &[AgencyConfig],
+    communities: &[(String, String)],
+    community_cells: &[Vec<CellId>],
+    rng: &mut SplitMix64,
+) -> Vec<WorkerConfig> {
+    let mut workers = Vec::new();
+    for street in streets {
+        let area: Vec<CellId> = communities
+            .iter()
+            .zip(community_cells)
+            .filter(|((_, s), _)| *s == street.id)
+            .flat_map(|(_, cells)| cells.iter().copied())
+            .collect();
+        if area.is_empty() {
+            continue;
+        }
+        for &(key, count, kind, roles) in &FORCES {
+            let unit = format!("{}-{key}", street.id);
+            let exists =
+                street.organs.iter().any(|o| o.id == unit) || agencies.iter().any(|a| a.id == unit);
+            if !exists {
+                continue;
+            }
+            for _ in 0..count {
+                let first = rng.below(area.len());
+                let cells: Vec<CellId> = (0..1 + rng.below(3))
+                    .map(|k| area[(first + k * area.len() / 3) % area.len()])
+                    .collect();
+                let mut cells_named: Vec<String> =
+                    cells.iter().map(|&c| grid[c].name.clone()).collect();
+                cells_named.dedup();
+                let position =
+                    point_in(grid, cells[rng.below(cells.len())]).map(|p| [p.lon(), p.lat()]);
+                let n = workers.len() + 1;
+                workers.push(WorkerConfig {
+                    id: format!("F{n:04}"),
+                    name: person_name(rng),
+                    kind,
+                    unit: unit.clone(),
+                    roles: roles.iter().map(|r| r.to_string()).collect(),
+                    cells: cells_named,
+                    capacity: 4 + rng.below(7) as u32,
+                    position,
+                });
+            }
+        }
+    }
+    workers
+}
+
 /// Three workers per community (two grid workers and one of the other kinds; or as many as
 /// it takes to reach `wanted` in all, spread evenly) and, per street office, an area
 /// director and a village-liaison cadre: each with one to three adjacent home cells,
@@ -880,14 +1007,6 @@ fn demo_workers(
     wanted: Option<usize>,
     rng: &mut SplitMix64,
 ) -> Vec<WorkerConfig> {
-    const SURNAMES: [&str; 20] = [
-        "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡",
-        "郭", "何", "林", "高", "罗",
-    ];
-    const GIVEN: [&str; 16] = [
-        "志强", "秀英", "海燕", "建国", "丽娟", "俊杰", "晓东", "桂兰", "明辉", "雪梅", "国庆",
-        "婷婷", "立新", "春华", "文静", "德胜",
-    ];
     const OTHERS: [WorkerKind; 5] = [
         WorkerKind::PartyMember,
         WorkerKind::CommunityPolice,
@@ -906,6 +1025,10 @@ fn demo_workers(
             WorkerKind::CommitteeMember => &["civil_affairs", "justice", "petition"],
             WorkerKind::Volunteer => &["service", "civil_affairs"],
             WorkerKind::ResidentRepresentative => &["public_order", "petition"],
+            // Street forces are made by `street_forces`, with the roles of their unit.
+            WorkerKind::OrganStaff
+            | WorkerKind::LawEnforcementOfficer
+            | WorkerKind::AgencyStaff => &["public_order"],
         }
     };
     let mut workers = Vec::new();
@@ -923,12 +1046,9 @@ fn demo_workers(
         let n = workers.len() + 1;
         workers.push(WorkerConfig {
             id: format!("W{n:04}"),
-            name: format!(
-                "{}{}",
-                SURNAMES[rng.below(SURNAMES.len())],
-                GIVEN[rng.below(GIVEN.len())]
-            ),
+            name: person_name(rng),
             kind,
+            unit: community.to_string(),
             roles,
             cells: cells.iter().map(|&c| grid[c].name.clone()).collect(),
             capacity: 2 + rng.below(7) as u32,
@@ -1017,7 +1137,11 @@ mod tests {
         assert_eq!(config.districts.len(), 2);
         assert_eq!(config.streets.len(), 3);
         assert_eq!(config.communities.len(), 6);
-        assert_eq!(config.workers.len(), 6 * 3 + 3 * 2);
+        // Three grid workers per community, two street staff per street office in its
+        // communities, and the street offices' own forces: 3 law-enforcement officers,
+        // 1 urban-management, 2 + 1 governance, 2 public-service and 1 party-building staff,
+        // and 2 + 1 + 1 agency staff.
+        assert_eq!(config.workers.len(), 6 * 3 + 3 * 2 + 3 * 14);
         let city = City::new(&config, grid).unwrap();
         assert_eq!(city.units_of(UnitKind::Community).len(), 6);
         for cell in city.grid().ids() {
@@ -1060,7 +1184,7 @@ mod tests {
         let city = demo_city();
         for street in city.units_of(UnitKind::Street) {
             for platform in Platform::ALL {
-                assert!(city.platform_organ(street, platform).is_ok());
+                assert!(city.platform_organ(street, platform).is_some());
             }
         }
         // Villages are the communities named so.

@@ -86,6 +86,25 @@ pub enum ConfigProblemKind {
         /// The id given.
         id: String,
     },
+    /// A worker's `unit` names more than one of a community, an organ and an agency.
+    #[error("unit {id:?} is ambiguous: it is the id of {first} and of {second}")]
+    AmbiguousUnit {
+        /// The id given.
+        id: String,
+        /// What it names first (`community`, `organ`, `agency`).
+        first: &'static str,
+        /// What else it names.
+        second: &'static str,
+    },
+    /// A worker's home cell lies outside their unit: outside their community, or outside
+    /// the street office of their organ or agency.
+    #[error("home cell {cell:?} lies outside {unit:?}")]
+    OutsideUnit {
+        /// The cell.
+        cell: String,
+        /// The worker's unit (its id; for an organ or agency, its street office's id).
+        unit: String,
+    },
     /// The same id is listed twice where a set is meant.
     #[error("{id:?} is listed twice")]
     Repeated {

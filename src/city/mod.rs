@@ -22,24 +22,20 @@
 //! community to street office to district, street office and platform to organ, category to
 //! roles and deadlines, cell to workers) is a table read by small ids.
 
-mod config;
-mod demo;
+pub(crate) mod config;
+pub(crate) mod demo;
 mod duty;
 mod error;
 mod ids;
 pub(crate) use ids::Csr;
 mod model;
 mod org;
-mod validate;
-mod workers;
+pub(crate) mod validate;
+pub(crate) mod workers;
 
-pub use config::{
-    AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS, DeadlineConfig,
-    DepartmentConfig, DistrictConfig, DutyLevel, DutyListsConfig, DutyOverrideConfig,
-    MandatoryOrgan, OrganConfig, OrganKind, Platform, Priority, RoleConfig, ServiceItemConfig,
-    ServicePointConfig, StreetConfig, UnitConfig, WorkerConfig, WorkerKind,
-};
-pub use demo::{demo_city, demo_city_grid, demo_config, demo_config_for, demo_config_with_workers};
+pub(crate) use config::CityConfig;
+pub use config::{DutyLevel, MandatoryOrgan, OrganKind, Platform, Priority, WorkerKind};
+pub(crate) use demo::demo_city;
 pub use duty::{Admission, AdmissionTrace, DutyList, Explained, Holder, Refusal};
 pub use error::{ConfigError, ConfigProblem, ConfigProblemKind};
 pub use ids::{
@@ -51,8 +47,8 @@ pub use model::{
     ServicePoint, Unit, UnitKind,
 };
 pub use org::{OrgEdge, OrgGraph, OrgNode};
-pub use validate::MAX_ORGAN_LIMIT;
-pub use workers::{MAX_CAPACITY, Worker};
+pub(crate) use workers::MAX_CAPACITY;
+pub use workers::{Worker, WorkerUnit};
 
 use crate::grid::Grid;
 use std::sync::Arc;
@@ -69,11 +65,13 @@ impl City {
     /// deadlines, and more (see [`ConfigProblemKind`]).
     ///
     /// ```
-    /// use wangge::{City, CityConfig, ConfigProblemKind};
+    /// use wangge::City;
+    /// use wangge::city::ConfigProblemKind;
+    /// use wangge::config::CityConfig;
     ///
-    /// let mut config = CityConfig::from_json(&wangge::demo_config().to_json())?;
+    /// let mut config = CityConfig::from_json(&wangge::demo::demo_config().to_json())?;
     /// config.streets[3].organs.retain(|o| o.mandatory.is_none());
-    /// let err = City::new(&config, wangge::demo_city_grid()).unwrap_err();
+    /// let err = City::new(&config, wangge::demo::demo_city_grid()).unwrap_err();
     /// assert!(err.problems().iter().any(|p| p.path == "streets[3].organs"
     ///     && matches!(p.kind, ConfigProblemKind::MissingMandatoryOrgan { .. })));
     /// # Ok::<(), wangge::ConfigError>(())

@@ -12,7 +12,7 @@ use super::ids::{
     UnitId, UnknownId, WorkerId,
 };
 use super::org::{OrgGraph, OrgNode};
-use super::workers::{Worker, Workforce};
+use super::workers::{Worker, WorkerUnit, Workforce};
 use crate::grid::{CellId, Grid, Location};
 
 /// What level of the hierarchy a unit is.
@@ -300,31 +300,23 @@ impl City {
         ))
     }
 
-    /// The community of `cell`.
-    ///
-    /// # Errors
-    /// [`UnknownId`] if the cell is not in the grid.
+    /// The community of `cell`, or `None` for a cell outside the grid.
     #[inline]
-    pub fn community_of(&self, cell: CellId) -> Result<UnitId, UnknownId> {
-        self.cell_community
-            .get(cell.index())
-            .copied()
-            .ok_or(unknown("cell", cell.index()))
+    pub fn community_of(&self, cell: CellId) -> Option<UnitId> {
+        self.cell_community.get(cell.index()).copied()
     }
 
-    /// The chain of units above `cell`: community, street office, district, city.
-    ///
-    /// # Errors
-    /// [`UnknownId`] if the cell is not in the grid.
+    /// The chain of units above `cell`: community, street office, district, city; `None`
+    /// for a cell outside the grid.
     ///
     /// # Complexity
     /// Three table reads.
     #[inline]
-    pub fn chain(&self, cell: CellId) -> Result<Chain, UnknownId> {
+    pub fn chain(&self, cell: CellId) -> Option<Chain> {
         let community = self.community_of(cell)?;
         let street = self.parent_of(community);
         let district = self.parent_of(street);
-        Ok(Chain {
+        Some(Chain {
             cell,
             community,
             street,
@@ -364,15 +356,13 @@ impl City {
         self.street_organs.row(street.index())
     }
 
-    /// The organ that owns `platform` in `street`: its mandatory organ for that platform.
-    ///
-    /// # Errors
-    /// [`UnknownId`] if `street` is not a street office of this city.
+    /// The organ that owns `platform` in `street`: its mandatory organ for that platform;
+    /// `None` if `street` is not a street office of this city.
     #[inline]
-    pub fn platform_organ(&self, street: UnitId, platform: Platform) -> Result<OrganId, UnknownId> {
+    pub fn platform_organ(&self, street: UnitId, platform: Platform) -> Option<OrganId> {
         match self.platform_organs.get(street.index()) {
-            Some(row) if row[platform.index()] != NO_ORGAN => Ok(row[platform.index()]),
-            _ => Err(unknown("street office", street.index())),
+            Some(row) if row[platform.index()] != NO_ORGAN => Some(row[platform.index()]),
+            _ => None,
         }
     }
 
@@ -525,11 +515,13 @@ impl City {
     /// let a = city.admit(cell, parking)?;
     /// assert!(matches!(a.holder, Holder::Street { .. }));
     /// println!("{}", city.explain(&a)); // the community refused, the street office holds it
-    /// # Ok::<(), wangge::UnknownId>(())
+    /// # Ok::<(), wangge::city::UnknownId>(())
     /// ```
     #[inline]
     pub fn admit(&self, cell: CellId, category: CategoryId) -> Result<Admission, UnknownId> {
-        let community = self.community_of(cell)?;
+        let community = self
+            .community_of(cell)
+            .ok_or(unknown("cell", cell.index()))?;
         self.duty
             .admission(
                 unit_offset(&self.kind_start, UnitKind::Community, community),
@@ -560,6 +552,19 @@ impl City {
     #[inline]
     pub fn home_cells(&self, worker: WorkerId) -> &[CellId] {
         self.workforce.home_cells(worker)
+    }
+
+    /// The unit a worker belongs to, or `None` for an id outside the city.
+    #[inline]
+    pub fn worker_unit(&self, worker: WorkerId) -> Option<WorkerUnit> {
+        self.worker(worker).map(|w| w.unit)
+    }
+
+    /// The street office a worker works in (their community's, organ's or agency's), or
+    /// `None` for an id outside the city.
+    #[inline]
+    pub fn worker_street(&self, worker: WorkerId) -> Option<UnitId> {
+        self.worker(worker).map(|w| w.street)
     }
 
     /// The workers whose home cells include `cell`, in worker order.

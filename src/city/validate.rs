@@ -17,7 +17,7 @@ use super::model::{
     ServicePoint, Unit, UnitKind,
 };
 use super::org::{OrgEdge, OrgGraph, OrgNode};
-use super::workers::{MAX_CAPACITY, Worker, Workforce};
+use super::workers::{MAX_CAPACITY, Worker, WorkerUnit, Workforce};
 use crate::grid::{CellId, Grid, Location};
 
 /// The highest organ limit a city may set.
@@ -107,6 +107,39 @@ fn resolve_list(
         }
     }
     out
+}
+
+/// Resolves a worker's `unit`: exactly one of a community, an organ and an agency.
+fn worker_unit(
+    p: &mut Problems,
+    path: &str,
+    id: &str,
+    find: &dyn Fn(&str) -> [Option<WorkerUnit>; 3],
+) -> Option<WorkerUnit> {
+    const WHAT: [&str; 3] = ["community", "organ", "agency"];
+    let found = find(id);
+    let mut hits = found
+        .iter()
+        .enumerate()
+        .filter_map(|(k, u)| u.map(|u| (k, u)));
+    match (hits.next(), hits.next()) {
+        (None, _) => {
+            p.unknown(format!("{path}.unit"), "community, organ or agency", id);
+            None
+        }
+        (Some((k, _)), Some((j, _))) => {
+            p.push(
+                format!("{path}.unit"),
+                K::AmbiguousUnit {
+                    id: id.to_string(),
+                    first: WHAT[k],
+                    second: WHAT[j],
+                },
+            );
+            None
+        }
+        (Some((_, u)), None) => Some(u),
+    }
 }
 
 fn check_count(p: &mut Problems, what: &'static str, count: usize) {
@@ -785,6 +818,17 @@ pub(crate) fn build(config: &CityConfig, grid: Arc<Grid>) -> Result<City, Config
     }
 
     // ---- workers ----
+    let find_unit = |id: &str| -> [Option<WorkerUnit>; 3] {
+        [
+            find_kind(id, UnitKind::Community).map(|u| WorkerUnit::Community(UnitId(u as u32))),
+            organ_reg
+                .get(id)
+                .map(|o| WorkerUnit::Organ(OrganId(o as u32))),
+            agency_reg
+                .get(id)
+                .map(|a| WorkerUnit::Agency(AgencyId(a as u32))),
+        ]
+    };
     let mut worker_reg = Registry::new();
     let mut workers = Vec::with_capacity(c.workers.len());
     let mut homes = Vec::with_capacity(c.workers.len());
@@ -811,6 +855,33 @@ pub(crate) fn build(config: &CityConfig, grid: Arc<Grid>) -> Result<City, Config
             .into_iter()
             .map(|x| CellId(x as u32))
             .collect();
+        let unit = worker_unit(&mut p, &path, &w.unit, &find_unit);
+        // The street office the worker works in, and the area their home cells must lie in.
+        let (street, area) = match unit {
+            Some(WorkerUnit::Community(m)) => (units[m.index()].parent, Some(m)),
+            Some(WorkerUnit::Organ(o)) => (Some(organs[o.index()].street), None),
+            Some(WorkerUnit::Agency(a)) => (Some(agencies[a.index()].street), None),
+            None => (None, None),
+        };
+        if let Some(street) = street {
+            for (k, &cell) in cells.iter().enumerate() {
+                let m = cell_community[cell.index()];
+                let inside = match area {
+                    Some(community) => m == community,
+                    None => units[m.index()].parent == Some(street),
+                };
+                if !inside {
+                    let owner = area.unwrap_or(street);
+                    p.push(
+                        format!("{path}.cells[{k}]"),
+                        K::OutsideUnit {
+                            cell: grid[cell].name.clone(),
+                            unit: units[owner.index()].id.clone(),
+                        },
+                    );
+                }
+            }
+        }
         if !(1..=MAX_CAPACITY).contains(&w.capacity) {
             p.push(
                 format!("{path}.capacity"),
@@ -827,6 +898,8 @@ pub(crate) fn build(config: &CityConfig, grid: Arc<Grid>) -> Result<City, Config
             id: w.id.clone(),
             name: w.name.clone(),
             kind: w.kind,
+            unit: unit.unwrap_or(WorkerUnit::Community(UnitId(0))),
+            street: street.unwrap_or(UnitId(0)),
             roles,
             capacity: w.capacity,
             position,

@@ -2,7 +2,7 @@
 //! state while the engine runs (on duty, load, moving position) belongs to the router.
 
 use super::config::WorkerKind;
-use super::ids::{Csr, RoleSet, WorkerId};
+use super::ids::{AgencyId, Csr, OrganId, RoleSet, UnitId, WorkerId};
 use crate::grid::{CellId, Location};
 
 /// Someone enrolled in the grid, as configured.
@@ -15,12 +15,30 @@ pub struct Worker {
     pub name: String,
     /// What kind of worker.
     pub kind: WorkerKind,
+    /// The unit they belong to: work reaches them only through it.
+    pub unit: WorkerUnit,
+    /// The street office they work in: their community's, organ's or agency's.
+    pub street: UnitId,
     /// Their roles.
     pub roles: RoleSet,
     /// Cases they can hold at once (1..=[`MAX_CAPACITY`]).
     pub capacity: u32,
     /// Last known position, if any.
     pub position: Option<Location>,
+}
+
+/// The unit a worker belongs to (属地): every worker belongs to exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerUnit {
+    /// A community (村居): its grid workers and everyone else enrolled in its grid. They take
+    /// the cases the community holds.
+    Community(UnitId),
+    /// A street-office organ: its own staff. They take the street-held cases of the organ's
+    /// platform.
+    Organ(OrganId),
+    /// An agency sent down and managed by the street office (派驻机构). Its staff take the
+    /// street-held cases of the agency's platform, coordinated by the street office.
+    Agency(AgencyId),
 }
 
 /// The largest capacity a worker may have.

@@ -97,13 +97,13 @@ impl Jurisdiction {
     /// geometry, and the errors of [`Jurisdiction::new`].
     ///
     /// ```
-    /// use wangge::Jurisdiction;
+    /// use wangge::grid::Jurisdiction;
     ///
     /// let b = Jurisdiction::from_geojson(
     ///     r#"{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}"#,
     /// )?;
     /// assert_eq!(b.polygons().len(), 1);
-    /// # Ok::<(), wangge::JurisdictionError>(())
+    /// # Ok::<(), wangge::grid::JurisdictionError>(())
     /// ```
     pub fn from_geojson(text: &str) -> Result<Jurisdiction, JurisdictionError> {
         let doc: geojson::GeoJson =
@@ -471,7 +471,8 @@ impl super::Grid {
     /// coordinates before it is differenced with the boundary.
     ///
     /// ```
-    /// use wangge::{Cell, Grid, Jurisdiction, Polygon};
+    /// use wangge::grid::Jurisdiction;
+    /// use wangge::{Cell, Grid, Polygon};
     ///
     /// let grid = Grid::new(vec![
     ///     Cell::new("A", vec![Polygon::rect([0.0, 0.0], [0.01, 0.01])]),

@@ -60,6 +60,13 @@ impl Location {
         Ok(Location { lon, lat })
     }
 
+    /// A pair already known to be in range (it came out of a `Location`).
+    #[inline]
+    pub(crate) fn from_checked(lon: f64, lat: f64) -> Location {
+        debug_assert!(Location::new(lon, lat).is_ok());
+        Location { lon, lat }
+    }
+
     /// Longitude in degrees, in [-180, 180].
     #[inline]
     pub fn lon(self) -> f64 {

@@ -156,7 +156,8 @@ impl Adjacency {
 /// the grid's size.
 ///
 /// ```
-/// use wangge::{Cell, Grid, Polygon, RingBuf};
+/// use wangge::grid::RingBuf;
+/// use wangge::{Cell, Grid, Polygon};
 ///
 /// let cells = (0..4)
 ///     .map(|i| Cell::new(format!("c{i}"), vec![Polygon::rect([i as f64, 0.0], [i as f64 + 1.0, 1.0])]))

@@ -6,7 +6,7 @@ use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
 use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
-use crate::city::{Holder, OrganId, UnitId, WorkerId};
+use crate::city::{Holder, OrganId, UnitId, WorkerId, WorkerUnit};
 use crate::clock::Timestamp;
 use crate::routing::Outcome;
 use crossbeam_channel::Receiver;
@@ -174,7 +174,7 @@ fn take_on_spot(s: &Shared, id: u64, rec: &mut Rec, now: Timestamp, out: &mut Ou
     let Some(req) = s.req(id, rec) else {
         return false;
     };
-    let Ok(claimed) = s.port.assign_to(&req, w) else {
+    let Ok(claimed) = s.port.assign_to(&req, w, None) else {
         return false;
     };
     rec.worker = w.index() as u32;
@@ -206,15 +206,12 @@ fn may_hold(s: &Shared, rec: &Rec, w: WorkerId) -> bool {
     let Ok(admission) = city.admit(cell, rec.category()) else {
         return false;
     };
-    let homes = city.home_cells(w);
-    match admission.holder {
-        Holder::Community(c) => homes
-            .iter()
-            .any(|&h| city.community_of(h).is_ok_and(|hc| hc == c)),
-        Holder::Street { street, .. } => homes
-            .iter()
-            .any(|&h| city.chain(h).is_ok_and(|ch| ch.street == street)),
-        Holder::Department(_) => false,
+    match (admission.holder, worker.unit) {
+        (Holder::Community(c), WorkerUnit::Community(u)) => c == u,
+        (Holder::Street { street, .. }, WorkerUnit::Organ(_) | WorkerUnit::Agency(_)) => {
+            city.worker_street(w) == Some(street)
+        }
+        _ => false,
     }
 }
 

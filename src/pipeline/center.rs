@@ -313,7 +313,7 @@ pub(crate) fn snapshot(s: &Shared) -> Snapshot {
         if let Some(cell) = rec.cell() {
             let slot = &mut chains[cell.index()];
             if slot.is_none() {
-                *slot = city.chain(cell).ok().map(|c| (c.district, c.street));
+                *slot = city.chain(cell).map(|c| (c.district, c.street));
             }
             if let Some((d, st)) = *slot {
                 bump(&mut district[d.index()]);

@@ -327,7 +327,7 @@ pub(crate) struct Shared {
     pub(crate) dedupe: Mutex<Dedupe>,
     pub(crate) bus: Bus,
     pub(crate) assign_tx: Sender<AssignMsg>,
-    /// The street office of each worker (their first home cell's), for queue draining.
+    /// The street office of each worker, for queue draining.
     pub(crate) worker_street: Vec<u32>,
     /// Cases that left the assign stage for the first time (dispatched, queued, ...).
     pub(crate) assigned: AtomicU64,
@@ -472,10 +472,8 @@ impl EngineBuilder {
         let city = self.city;
         let worker_street = (0..city.workers().len())
             .map(|w| {
-                city.home_cells(WorkerId(w as u32))
-                    .first()
-                    .and_then(|&cell| city.chain(cell).ok())
-                    .map_or(NONE32, |chain| chain.street.index() as u32)
+                city.worker_street(WorkerId(w as u32))
+                    .map_or(NONE32, |street| street.index() as u32)
             })
             .collect();
         let (collect_tx, collect_rx) = bounded(c.channel_batches);
@@ -544,7 +542,7 @@ impl EngineBuilder {
 /// use std::sync::Arc;
 /// use wangge::{CaseState, Engine, Location, Report, SimClock, Source, Timestamp, Verifier};
 ///
-/// let city = Arc::new(wangge::demo_city());
+/// let city = Arc::new(wangge::demo::demo_city());
 /// let clock = SimClock::new(Timestamp(1_764_000_000_000));
 /// let engine = Engine::builder(city.clone()).clock(clock.clone()).build()?;
 /// let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");

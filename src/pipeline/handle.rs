@@ -188,7 +188,7 @@ pub(crate) fn dispatch_to(
         .ok_or(illegal(id, Action::ManualDispatch, rec.state))?;
     let claimed = s
         .port
-        .assign_to(&req, worker)
+        .assign_to(&req, worker, over_capacity)
         .map_err(|source| LifecycleError::Routing {
             case: CaseId(id),
             source,

@@ -42,15 +42,4 @@ pub use lifecycle::{
     Action, Actor, CaseState, LifecycleError, Transition, is_legal_move, is_legal_start,
 };
 
-/// A case's id: given at submission, in increasing order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct CaseId(pub u64);
-
-impl std::fmt::Display for CaseId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
+pub(crate) use crate::routing::CaseId;

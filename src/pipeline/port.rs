@@ -1,14 +1,9 @@
 //! The engine's one door to the router: every routing call of the pipeline goes through
-//! here, so that the pipeline speaks of cases (a case id on every call) whatever the
-//! router's own signatures are.
+//! here.
 
-use super::CaseId;
 use crate::city::{CategoryId, Priority, WorkerId};
 use crate::grid::{CellId, Location};
-use crate::routing::{CaseRequest, Outcome, Router, RoutingError};
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::routing::{CaseId, CaseRequest, Outcome, Router, RoutingError};
 
 /// What the pipeline asks the router about a case.
 #[derive(Debug, Clone, Copy)]
@@ -17,85 +12,59 @@ pub(crate) struct Req {
     pub(crate) cell: CellId,
     pub(crate) category: CategoryId,
     pub(crate) location: Location,
-    #[allow(dead_code)]
     pub(crate) priority: Priority,
 }
 
-/// The router and what this version of it does not keep itself: who returned each case.
+/// The router, spoken to in cases.
 #[derive(Debug)]
 pub(crate) struct Port {
     pub(crate) router: Router,
-    returners: Mutex<HashMap<u64, Vec<WorkerId>>>,
-    /// Whether any case was ever returned, so that the common case takes no lock.
-    any: AtomicBool,
 }
 
 impl Port {
     pub(crate) fn new(router: Router) -> Port {
-        Port {
-            router,
-            returners: Mutex::new(HashMap::new()),
-            any: AtomicBool::new(false),
-        }
+        Port { router }
     }
 
-    fn request(req: &Req) -> CaseRequest<'static> {
-        CaseRequest::new(req.cell, req.category, req.location)
+    fn request(req: &Req) -> CaseRequest {
+        CaseRequest::new(req.case, req.cell, req.category, req.location).with_priority(req.priority)
     }
 
-    /// Routes a case (its earlier returners excluded).
+    /// Routes a case (the router excludes its earlier returners itself).
     pub(crate) fn route(&self, req: &Req) -> Result<Outcome, RoutingError> {
-        let r = Port::request(req);
-        let returners = if self.any.load(Ordering::Relaxed) {
-            self.returners.lock().get(&req.case.0).cloned()
-        } else {
-            None
-        };
-        match returners {
-            Some(list) => self.router.route(&r.returned_by(&list)).map(|d| d.outcome),
-            None => self.router.route(&r).map(|d| d.outcome),
-        }
+        self.router.route(&Port::request(req)).map(|d| d.outcome)
     }
 
     /// 退单: `worker`, who holds the case, hands it back; it is routed again without them.
     pub(crate) fn return_case(&self, req: &Req, worker: WorkerId) -> Result<Outcome, RoutingError> {
-        let mut map = self.returners.lock();
-        self.any.store(true, Ordering::Relaxed);
-        let list = map.entry(req.case.0).or_default();
-        let added = !list.contains(&worker);
-        if added {
-            list.push(worker);
-        }
-        let d = self
-            .router
-            .return_case(worker, &Port::request(req).returned_by(list));
-        if d.is_err() && added {
-            list.pop();
-        }
-        d.map(|d| d.outcome)
+        self.router
+            .return_case(&Port::request(req), worker)
+            .map(|d| d.outcome)
     }
 
-    /// The case's worker is done with it: their slot is free again.
-    pub(crate) fn release(&self, _case: CaseId, worker: WorkerId) {
-        // The case held this slot (the store says so under its lock), so the release
-        // cannot fail for a worker the router knows.
-        let _ = self.router.release(worker);
+    /// The case's worker is done with it: their slot is free again (idempotent per case).
+    pub(crate) fn release(&self, case: CaseId, _worker: WorkerId) {
+        // Only an unknown case id could be refused, and every case id is valid here.
+        let _ = self.router.release(case);
     }
 
-    /// The center gives a case to a worker by hand. This router keeps no per-case claim
-    /// to force, so the worker's load does not count the case (see `claimed`).
-    pub(crate) fn assign_to(&self, _req: &Req, worker: WorkerId) -> Result<bool, RoutingError> {
-        self.router.worker_state(worker).map(|_| false)
+    /// The center gives a case to a worker by hand; `over_capacity` overrides capacity and
+    /// duty. Whether the router counts the case in the worker's load (it does).
+    pub(crate) fn assign_to(
+        &self,
+        req: &Req,
+        worker: WorkerId,
+        over_capacity: Option<&str>,
+    ) -> Result<bool, RoutingError> {
+        self.router
+            .assign_to(&Port::request(req), worker, over_capacity)
+            .map(|_| true)
     }
 
-    /// The cases reached a terminal state.
+    /// The cases reached a terminal state: the router drops what it keeps on them.
     pub(crate) fn forget(&self, cases: &[u64]) {
-        if cases.is_empty() || !self.any.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut map = self.returners.lock();
-        for case in cases {
-            map.remove(case);
+        for &case in cases {
+            self.router.forget(CaseId(case));
         }
     }
 }

@@ -15,8 +15,8 @@ pub struct Candidate {
     pub capacity: u32,
     /// Assignment ticket of their last case (0: none yet). Lower means longer ago.
     pub last_assigned: u64,
-    /// Their last known position, `[lon, lat]`.
-    pub position: Option<[f64; 2]>,
+    /// Their last known position.
+    pub position: Option<Location>,
     /// Where the case is.
     pub case: Location,
     /// `cos(latitude)` of the case, so distances need no trigonometry per candidate.
@@ -31,9 +31,9 @@ impl Candidate {
     /// under 0.1 % across a city), or `None` if the worker's position is unknown.
     #[inline]
     pub fn distance_m(&self) -> Option<f64> {
-        self.position.map(|[lon, lat]| {
-            let dx = (lon - self.case.lon()) * self.cos_lat * M_PER_DEG;
-            let dy = (lat - self.case.lat()) * M_PER_DEG;
+        self.position.map(|p| {
+            let dx = (p.lon() - self.case.lon()) * self.cos_lat * M_PER_DEG;
+            let dy = (p.lat() - self.case.lat()) * M_PER_DEG;
             dx.hypot(dy)
         })
     }
@@ -45,7 +45,8 @@ impl Candidate {
 /// Only [`Policy::rank`] is required. Ranks are compared within one decision only.
 ///
 /// ```
-/// use wangge::{Candidate, Policy};
+/// use wangge::Policy;
+/// use wangge::routing::Candidate;
 ///
 /// /// Prefers whoever holds the fewest cases, whatever their capacity.
 /// #[derive(Debug)]
@@ -144,6 +145,7 @@ mod tests {
     use super::*;
 
     fn cand(load: u32, capacity: u32, last: u64, position: Option<[f64; 2]>) -> Candidate {
+        let position = position.map(|[lon, lat]| Location::new(lon, lat).unwrap());
         let case = Location::new(120.38, 36.07).unwrap();
         Candidate {
             worker: WorkerId(0),

@@ -1,15 +1,19 @@
-//! The router: from an admitted case to one worker.
+//! The router: from an admitted case to one worker of the unit that holds it.
 
-use super::decision::{Decision, Found, Outcome, Skipped, Trace};
+use super::cases::{CaseBook, CaseId, CaseRecord};
+use super::decision::{
+    Decision, DecisionRecord, Found, Name, Outcome, OutcomeKind, Skipped, Trace, write_decision,
+};
 use super::policy::{Candidate, Policy, PolicyKind};
 use super::state::{Board, ClaimFailure, WorkerState, WorkerStatus};
 use crate::city::{
-    Admission, CategoryId, City, Csr, Holder, OrganId, Platform, RoleSet, ServiceItemId,
-    ServicePointId, UnitId, UnitKind, WorkerId,
+    Admission, CategoryId, City, Csr, Holder, OrganId, Platform, Priority, RoleSet, ServiceItemId,
+    ServicePointId, UnitId, UnitKind, WorkerId, WorkerUnit,
 };
 use crate::grid::{CellId, Location, RingBuf};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The farthest ring of neighbouring cells the router may search.
 pub const MAX_RING: u8 = 8;
@@ -20,19 +24,27 @@ pub const MAX_RETURNS: u8 = 16;
 const MAX_CANDIDATE_ENTRIES: usize = 1 << 27;
 /// How often a decision searches again after losing a claim to a concurrent one.
 const MAX_LOST_CLAIMS: usize = 8;
+/// The version of [`RouterSnapshot`] this crate writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// How the router searches and chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
-    /// How many rings of neighbouring cells to search after the case's own cell
-    /// (0 to [`MAX_RING`]).
+    /// How many rings of neighbouring cells to search after the case's own cell, inside
+    /// the holding community (0 to [`MAX_RING`]); also how far support reaches.
     pub max_ring: u8,
-    /// After this many returns (退单) a case goes to the street office's governance center
-    /// for a ruling instead of being routed again (1 to [`MAX_RETURNS`]).
+    /// After this many distinct workers returned (退单) a case, it goes to the street
+    /// office's governance center for a ruling instead of being routed again (1 to
+    /// [`MAX_RETURNS`]).
     pub max_returns: u8,
-    /// The policy that chooses among the candidates of a ring.
+    /// The policy that chooses among the candidates of a level.
     pub policy: PolicyKind,
+    /// Help across a border (支援): when the holder's own forces have nobody free, look for
+    /// a worker of another unit within `max_ring` cells before queueing. Off by default:
+    /// work goes only to the unit that holds it and to that unit's own people, and a
+    /// decision that crosses a border says so in its trace ([`Found::Support`]).
+    pub support: bool,
 }
 
 impl Default for RouterConfig {
@@ -41,6 +53,7 @@ impl Default for RouterConfig {
             max_ring: 2,
             max_returns: 2,
             policy: PolicyKind::Nearest,
+            support: false,
         }
     }
 }
@@ -64,20 +77,59 @@ pub enum RoutingError {
     /// A service-point request for a category that names no service item.
     #[error("category {0} is not a service request (it names no service item)")]
     NotAService(CategoryId),
-    /// A release for a worker who holds no case.
-    #[error("{0} holds no case to release")]
-    NotHolding(WorkerId),
-    /// A return from a worker the case was not listed as returned by.
-    #[error("{0} must be listed in `returned_by` of the case being returned")]
-    ReturnerNotListed(WorkerId),
-    /// More returners listed than the router tracks.
-    #[error("{listed} returners listed; at most {max} are tracked")]
-    TooManyReturns {
-        /// How many were listed.
-        listed: usize,
-        /// The most allowed ([`MAX_RETURNS`]).
-        max: usize,
+    /// The case is held by a worker already: it is released or returned first.
+    #[error("case {case} is already held by {worker}")]
+    AlreadyAssigned {
+        /// The case.
+        case: CaseId,
+        /// Its worker.
+        worker: WorkerId,
     },
+    /// A return from a worker who does not hold the case.
+    #[error("{worker} does not hold case {case}")]
+    NotHolding {
+        /// The case.
+        case: CaseId,
+        /// The worker named.
+        worker: WorkerId,
+    },
+    /// A manual dispatch to a worker who is off duty, busy or at capacity, without an
+    /// override.
+    #[error("{worker} cannot take a case now ({why}); give a reason to override")]
+    Unavailable {
+        /// The worker.
+        worker: WorkerId,
+        /// `off duty or busy`, or `at capacity`.
+        why: &'static str,
+    },
+    /// An override without a reason.
+    #[error("an override needs a reason")]
+    EmptyReason,
+    /// A restore on a router that holds cases already.
+    #[error("restore needs a router that holds no case ({cases} recorded)")]
+    NotEmpty {
+        /// Cases recorded.
+        cases: usize,
+    },
+    /// A snapshot of another version.
+    #[error("snapshot version {found}, this router reads version {expected}")]
+    SnapshotVersion {
+        /// The version found.
+        found: u32,
+        /// The version read.
+        expected: u32,
+    },
+    /// A record naming something this router's city does not know.
+    #[error("record names unknown {what} {id:?}")]
+    UnknownName {
+        /// `cell`, `category`, `worker`, `organ`, `department`.
+        what: &'static str,
+        /// The id given.
+        id: String,
+    },
+    /// A record that contradicts itself (an assigned outcome without a worker ...).
+    #[error("record is inconsistent: {0}")]
+    BadRecord(&'static str),
     /// A configuration value out of range.
     #[error("router config: {field} = {value} is out of range ({range})")]
     Config {
@@ -109,38 +161,36 @@ pub enum RoutingError {
     Capacity(u32),
 }
 
-/// A case to route: where it is, what it is, and who returned it already.
+/// A case to route: which case, where it is, what it is and how urgent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CaseRequest<'a> {
+pub struct CaseRequest {
+    /// The case.
+    pub case: CaseId,
     /// The cell it was located to.
     pub cell: CellId,
     /// Its category.
     pub category: CategoryId,
     /// Where it is (for the nearest-worker policy).
     pub location: Location,
-    /// Workers who returned it (退单), oldest first; they are never chosen again.
-    pub returned_by: &'a [WorkerId],
+    /// How urgent it is; the deadline comes from the category for this priority.
+    pub priority: Priority,
 }
 
-impl<'a> CaseRequest<'a> {
-    /// A case nobody has returned.
-    pub fn new(cell: CellId, category: CategoryId, location: Location) -> CaseRequest<'static> {
+impl CaseRequest {
+    /// A case of normal priority.
+    pub fn new(case: CaseId, cell: CellId, category: CategoryId, location: Location) -> Self {
         CaseRequest {
+            case,
             cell,
             category,
             location,
-            returned_by: &[],
+            priority: Priority::Normal,
         }
     }
 
-    /// The same case, returned by `returned_by`.
-    pub fn returned_by(self, returned_by: &[WorkerId]) -> CaseRequest<'_> {
-        CaseRequest {
-            cell: self.cell,
-            category: self.category,
-            location: self.location,
-            returned_by,
-        }
+    /// The same case with another priority.
+    pub fn with_priority(self, priority: Priority) -> Self {
+        CaseRequest { priority, ..self }
     }
 }
 
@@ -153,6 +203,70 @@ pub struct ServiceChoice {
     pub distance_m: f64,
     /// The next nearest point offering the item, if any (多点可办).
     pub runner_up: Option<ServicePointId>,
+}
+
+/// All the router's live state, with every id written as the config's string id, so that
+/// it can be kept in a file and restored into a router over another roster
+/// ([`Router::snapshot`], [`Router::restore`], [`Router::rebuild`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSnapshot {
+    /// [`SNAPSHOT_VERSION`].
+    pub version: u32,
+    /// The last fair-rotation ticket handed out.
+    pub ticket: u64,
+    /// Every worker's state, in the city's worker order.
+    pub workers: Vec<WorkerSnapshot>,
+    /// Every case the router keeps: held by a worker, or returned at least once.
+    pub cases: Vec<CaseSnapshot>,
+}
+
+/// One worker's live state in a [`RouterSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSnapshot {
+    /// The worker's config id.
+    pub id: String,
+    /// Whether they take new cases.
+    pub status: WorkerStatus,
+    /// Cases they may hold at once.
+    pub capacity: u32,
+    /// Last known position, `[lon, lat]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f64; 2]>,
+    /// When it was reported (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_at_ms: Option<u64>,
+    /// Fair-rotation ticket of their last case (0: none).
+    pub last_assigned: u64,
+}
+
+/// One case the router keeps, in a [`RouterSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSnapshot {
+    /// The case.
+    pub case: CaseId,
+    /// The worker holding it (config id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Everyone who returned it, first first (config ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returned_by: Vec<String>,
+}
+
+/// What a restore carried over, and what it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Workers whose state was restored.
+    pub workers: usize,
+    /// Cases restored with their worker or returners.
+    pub cases: usize,
+    /// Workers in the snapshot that this router's city does not have.
+    pub unknown_workers: Vec<String>,
+    /// Cases held by a worker this city does not have: they hold nobody now and must be
+    /// routed again (their returners are kept).
+    pub orphaned_cases: Vec<CaseId>,
 }
 
 /// One entry of a cell's candidate list: a worker and the ring of their nearest home cell.
@@ -171,6 +285,19 @@ struct Excluded {
 }
 
 impl Excluded {
+    fn new(returners: &[u32]) -> Excluded {
+        let mut e = Excluded {
+            ids: [u32::MAX; MAX_RETURNS as usize + MAX_LOST_CLAIMS],
+            len: 0,
+            returners: 0,
+        };
+        for &w in returners {
+            e.push(w);
+        }
+        e.returners = e.len;
+        e
+    }
+
     /// Whether `w` is excluded, and if so whether as a returner.
     #[inline]
     fn find(&self, w: u32) -> Option<bool> {
@@ -179,6 +306,7 @@ impl Excluded {
             .position(|&x| x == w)
             .map(|i| i < self.returners)
     }
+
     fn push(&mut self, w: u32) {
         if self.len < self.ids.len() {
             self.ids[self.len] = w;
@@ -208,41 +336,67 @@ impl Best {
     }
 }
 
-/// Routes admitted cases to workers and keeps the workers' live state.
+/// The force a worker belongs to, as one number: a community's unit index, or a street
+/// office's platform force.
+#[inline]
+fn force_key(street_index: usize, platform: Platform) -> u32 {
+    0x8000_0000 | (street_index * 4 + platform.index()) as u32
+}
+
+/// No force: staff of an organ or agency that serves no platform.
+const NO_FORCE: u32 = u32::MAX;
+
+/// Routes admitted cases to the workers of the unit that holds them, and keeps the
+/// workers' live state and which case each holds.
 ///
 /// ```text
-///   case (cell, category) ─► admission ─► referred? ──────────────► Referred(department)
-///                                │ held by a community or street office
+///   case (cell, category) ─► admission ─► referred? ────────────────────► Referred(department)
+///                                │ held by a community or a street office
 ///                                ▼
-///                 returned max_returns times? ────────────────────► Ruling(governance center)
+///             returned by max_returns workers? ─────────────────────────► Ruling(governance center)
 ///                                │
-///   candidates with a role the category needs, on duty, under capacity, not a returner:
-///     own cell ─► ring 1 ─► ... ─► ring max_ring ─► rest of the community
+///   the holder's own people with a role the category needs, on duty, under capacity,
+///   not a returner:
+///     community-held: own cell ─► ring 1 ─► ... ─► ring max_ring (inside the community)
+///                     ─► rest of the community
+///     street-held:    the street office's force for the category's platform (its organs'
+///                     staff and the agencies it manages on that platform)
 ///                                │ first level with any candidate: the policy picks one
 ///                                ▼
-///                        claim (atomic, per street office) ─────► Assigned(worker)
-///                                │ nobody anywhere
+///                        claim (never over capacity) ─────────────────► Assigned(worker)
+///                                │ nobody free (and no support allowed)
 ///                                ▼
-///                 the platform organ's queue ──────────────────► Queued(organ)
+///             the platform organ's queue ──────────────────────────────► Queued(organ)
 /// ```
 ///
-/// Thread-safe: share it behind an `Arc`; decisions, releases and state updates run
-/// concurrently. A worker's load never exceeds their capacity: the claim that counts a case
-/// checks and increments under the lock of the worker's street office.
+/// Thread-safe: share it behind an `Arc`; decisions, releases, returns and state updates
+/// run concurrently. A worker's load never exceeds their capacity, a case is never held
+/// by two workers, and releasing a case twice frees one slot.
 ///
 /// # Complexity
-/// A decision reads the cell's precomputed candidate list (workers of the cell and its
-/// rings, nearest ring first) and stops at the first ring that has a candidate; no
-/// allocation, no lock but the claim's.
+/// A decision reads the cell's precomputed candidate list (the holding community's
+/// workers of the cell and its rings, nearest ring first) or the street force's list, and
+/// stops at the first level that has a candidate; no allocation (case records are
+/// pre-sized to the workers' total capacity), two short locks (the case's shard, the
+/// worker's street office).
 #[derive(Debug)]
 pub struct Router {
     city: Arc<City>,
     config: RouterConfig,
     policy: Box<dyn Policy>,
     board: Board,
+    cases: CaseBook,
     roles: Vec<RoleSet>,
+    /// Each worker's force ([`force_key`] or a community's unit index).
+    force_of: Vec<u32>,
+    /// Per cell: the cell's community's own workers, by ring inside the community.
     near: Csr<Near>,
+    /// Per unit: a community's own workers, by id.
     community: Csr<u32>,
+    /// Per street office and platform (`street * 4 + platform`): its force, by id.
+    force: Csr<u32>,
+    /// Per cell: every worker within `max_ring` cells, by ring (only with `support`).
+    support: Csr<Near>,
 }
 
 impl Router {
@@ -280,81 +434,86 @@ impl Router {
                 range: "1 to 16",
             });
         }
-        let grid = city.grid();
         let workers = city.workers();
-        // Candidate lists: for each cell, the workers of every cell up to max_ring away,
-        // each once at its nearest ring, nearest ring first, then by id.
-        let mut pairs: Vec<(usize, Near)> = Vec::new();
-        let mut seen = vec![u32::MAX; workers.len()];
-        let mut buf = RingBuf::new();
-        let mut row: Vec<Near> = Vec::new();
-        for cell in grid.ids() {
-            grid.rings_into(cell, usize::from(config.max_ring), &mut buf);
-            row.clear();
-            for (ring, cells) in buf.rings().enumerate() {
-                for &c in cells {
-                    for &w in city.workers_in(c) {
-                        if seen[w.index()] != cell.index() as u32 {
-                            seen[w.index()] = cell.index() as u32;
-                            row.push(Near {
-                                ring: ring as u8,
-                                worker: w.index() as u32,
-                            });
-                        }
-                    }
-                }
+        let force_of: Vec<u32> = workers
+            .iter()
+            .map(|w| match w.unit {
+                WorkerUnit::Community(m) => m.0,
+                WorkerUnit::Organ(o) => city
+                    .organ(o)
+                    .and_then(|o| o.platform.map(|p| force_key(o.street.index(), p)))
+                    .unwrap_or(NO_FORCE),
+                WorkerUnit::Agency(a) => city
+                    .agency(a)
+                    .and_then(|a| a.platform.map(|p| force_key(a.street.index(), p)))
+                    .unwrap_or(NO_FORCE),
+            })
+            .collect();
+        let near = community_rings(&city, &force_of, config.max_ring)?;
+        let units = city.units().len();
+        let mut community_pairs = Vec::new();
+        let mut force_pairs = Vec::new();
+        for (w, &f) in force_of.iter().enumerate() {
+            if f == NO_FORCE {
+                continue;
             }
-            row.sort_unstable();
-            pairs.extend(row.iter().map(|&n| (cell.index(), n)));
-            if pairs.len() > MAX_CANDIDATE_ENTRIES {
-                return Err(RoutingError::TooLarge {
-                    entries: pairs.len(),
-                });
+            if f & 0x8000_0000 == 0 {
+                community_pairs.push((f as usize, w as u32));
+            } else {
+                force_pairs.push(((f & 0x7fff_ffff) as usize, w as u32));
             }
         }
-        let near = Csr::from_pairs(grid.len(), &pairs);
-        // Community lists: every worker with a home cell in the community, by id.
-        let mut cpairs: Vec<(usize, u32)> = Vec::new();
-        let mut members: Vec<u32> = Vec::new();
-        for community in city.units_of(UnitKind::Community) {
-            members.clear();
-            for &c in city.community_cells(community) {
-                members.extend(city.workers_in(c).iter().map(|w| w.index() as u32));
-            }
-            members.sort_unstable();
-            members.dedup();
-            cpairs.extend(members.iter().map(|&w| (community.index(), w)));
-        }
-        let community = Csr::from_pairs(city.units().len(), &cpairs);
-        // One shard per street office: a worker belongs to the street office of their
-        // first home cell.
-        let mut shard_of_unit = vec![0u32; city.units().len()];
+        let community = Csr::from_pairs(units, &community_pairs);
+        let force = Csr::from_pairs(units * 4, &force_pairs);
+        let support = if config.support {
+            all_rings(&city, config.max_ring)?
+        } else {
+            Csr::from_pairs(0, &[])
+        };
+        // One lock per street office: a worker's is the street office they work in.
+        let mut shard_of_unit = vec![0u32; units];
         for (k, street) in city.units_of(UnitKind::Street).enumerate() {
             shard_of_unit[street.index()] = k as u32;
         }
         let streets = city.units_of(UnitKind::Street).len();
         let board = Board::new(
-            workers.iter().enumerate().map(|(w, worker)| {
-                let id = WorkerId(w as u32);
-                let shard = city
-                    .home_cells(id)
-                    .first()
-                    .and_then(|&c| city.chain(c).ok())
-                    .map_or(0, |chain| shard_of_unit[chain.street.index()]);
-                (worker.capacity, worker.position, shard)
+            workers.iter().map(|w| {
+                let shard = shard_of_unit.get(w.street.index()).copied().unwrap_or(0);
+                (w.capacity, w.position, shard)
             }),
             streets,
         );
+        let capacity: usize = workers.iter().map(|w| w.capacity as usize).sum();
         let roles = workers.iter().map(|w| w.roles).collect();
         Ok(Router {
             city,
             config,
             policy,
             board,
+            cases: CaseBook::new(capacity),
             roles,
+            force_of,
             near,
             community,
+            force,
+            support,
         })
+    }
+
+    /// A router over `city` (a new roster, new duty lists) that carries over this
+    /// router's state: every worker's status, capacity, position and load by their string
+    /// id, every held case and every case's returners ([`Router::restore`]).
+    ///
+    /// # Errors
+    /// As [`Router::with_policy`]. The policy is the configured built-in one.
+    pub fn rebuild(
+        &self,
+        city: Arc<City>,
+        config: RouterConfig,
+    ) -> Result<(Router, RestoreReport), RoutingError> {
+        let router = Router::new(city, config)?;
+        let report = router.restore(&self.snapshot())?;
+        Ok((router, report))
     }
 
     /// The city routed over.
@@ -367,102 +526,279 @@ impl Router {
         self.config
     }
 
-    /// Routes a case and, if a worker is chosen, gives it to them (their load counts it
-    /// until [`Router::release`] or [`Router::return_case`]).
+    /// Routes a case and, if a worker is chosen, gives it to them: they hold it until
+    /// [`Router::release`], [`Router::return_case`] or [`Router::forget`]. Every worker who
+    /// returned the case before is passed over; after `max_returns` of them the case goes
+    /// to a ruling.
     ///
     /// # Errors
     /// [`RoutingError::UnknownCell`] / [`RoutingError::UnknownCategory`] for ids outside
-    /// the city, [`RoutingError::TooManyReturns`] for more returners than tracked. A refused
+    /// the city, [`RoutingError::AlreadyAssigned`] for a case a worker holds now. A refused
     /// request changes nothing.
-    pub fn route(&self, case: &CaseRequest<'_>) -> Result<Decision, RoutingError> {
-        if case.returned_by.len() > usize::from(MAX_RETURNS) {
-            return Err(RoutingError::TooManyReturns {
-                listed: case.returned_by.len(),
-                max: usize::from(MAX_RETURNS),
+    pub fn route(&self, req: &CaseRequest) -> Result<Decision, RoutingError> {
+        let admission = self.admit(req)?;
+        let mut book = self.cases.lock(req.case);
+        let record = book.get(&req.case).copied().unwrap_or_default();
+        if let Some(worker) = record.worker() {
+            return Err(RoutingError::AlreadyAssigned {
+                case: req.case,
+                worker,
             });
         }
-        let category = self
-            .city
-            .category(case.category)
-            .ok_or(RoutingError::UnknownCategory(case.category))?;
-        let admission = self
-            .city
-            .admit(case.cell, case.category)
-            .map_err(|_| RoutingError::UnknownCell(case.cell))?;
-        let returns = case.returned_by.len() as u8;
-        let mut trace = Trace {
+        let decision = self.decide(req, admission, &record)?;
+        if let Some(w) = decision.worker() {
+            book.entry(req.case).or_default().set_worker(Some(w));
+        }
+        Ok(decision)
+    }
+
+    /// A worker hands back a case they hold (退单): they are recorded as a returner (once,
+    /// however often they return it), their slot is freed, and the case is routed again
+    /// without any of its returners. After `max_returns` distinct returners it goes to the
+    /// governance center for a ruling.
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownWorker`], [`RoutingError::NotHolding`] if `worker` does not
+    /// hold `req.case`, and those of [`Router::route`]. Nothing changes on an error.
+    pub fn return_case(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+    ) -> Result<Decision, RoutingError> {
+        self.check_worker(worker)?;
+        let admission = self.admit(req)?;
+        let mut book = self.cases.lock(req.case);
+        let mut record = match book.get(&req.case) {
+            Some(r) if r.worker() == Some(worker) => *r,
+            _ => {
+                return Err(RoutingError::NotHolding {
+                    case: req.case,
+                    worker,
+                });
+            }
+        };
+        // The breaker sends a case to a ruling at max_returns <= MAX_RETURNS, so the
+        // record always has room for one more returner.
+        record.add_returner(worker);
+        record.set_worker(None);
+        // Decide first (it may only fail for a city without organs, checked before any
+        // change), then free the slot: the returner is excluded either way.
+        let decision = self.decide_after(req, admission, &record, || {
+            self.board.release(worker);
+        })?;
+        record.set_worker(decision.worker());
+        book.insert(req.case, record);
+        Ok(decision)
+    }
+
+    /// The case is finished with (resolved, closed, or taken off its worker): its worker's
+    /// slot is freed. Idempotent per case: `Some(worker)` when this call freed a slot,
+    /// `None` when the case held nobody (a second "finished", a case never assigned). The
+    /// case's returners are remembered until [`Router::forget`].
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a journal that can fail.
+    pub fn release(&self, case: CaseId) -> Result<Option<WorkerId>, RoutingError> {
+        let mut book = self.cases.lock(case);
+        let Some(record) = book.get_mut(&case) else {
+            return Ok(None);
+        };
+        let worker = record.worker();
+        if let Some(w) = worker {
+            record.set_worker(None);
+            self.board.release(w);
+        }
+        if record.is_empty() {
+            book.remove(&case);
+        }
+        Ok(worker)
+    }
+
+    /// The case reached a terminal state: everything the router keeps on it is dropped,
+    /// and its worker (returned) is released if they still held it.
+    pub fn forget(&self, case: CaseId) -> Option<WorkerId> {
+        let record = self.cases.lock(case).remove(&case)?;
+        let worker = record.worker();
+        if let Some(w) = worker {
+            self.board.release(w);
+        }
+        worker
+    }
+
+    /// The command center's manual dispatch (after a ruling, or whenever it decides):
+    /// gives the case to `worker`. The worker must be on duty and under capacity unless
+    /// `override_reason` says why not (the reason itself belongs in the case's history).
+    /// The trace says [`Found::Manual`].
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownWorker`], [`RoutingError::EmptyReason`] for a blank reason,
+    /// [`RoutingError::AlreadyAssigned`], [`RoutingError::Unavailable`], and those of
+    /// [`Router::route`]. Nothing changes on an error.
+    pub fn assign_to(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+        override_reason: Option<&str>,
+    ) -> Result<Decision, RoutingError> {
+        self.check_worker(worker)?;
+        if override_reason.is_some_and(|r| r.trim().is_empty()) {
+            return Err(RoutingError::EmptyReason);
+        }
+        let admission = self.admit(req)?;
+        let mut book = self.cases.lock(req.case);
+        let record = book.get(&req.case).copied().unwrap_or_default();
+        if let Some(holder) = record.worker() {
+            return Err(RoutingError::AlreadyAssigned {
+                case: req.case,
+                worker: holder,
+            });
+        }
+        if override_reason.is_some() {
+            self.board.claim_forced(worker, true);
+        } else {
+            self.board
+                .claim(worker)
+                .map_err(|f| RoutingError::Unavailable {
+                    worker,
+                    why: match f {
+                        ClaimFailure::NotOnDuty => "off duty or busy",
+                        ClaimFailure::Full => "at capacity",
+                    },
+                })?;
+        }
+        book.entry(req.case).or_default().set_worker(Some(worker));
+        let mut trace = self.trace(admission, &record);
+        trace.found = Found::Manual;
+        Ok(self.decision(req, Outcome::Assigned { worker }, trace))
+    }
+
+    /// The worker holding `case` now, if any.
+    pub fn holder(&self, case: CaseId) -> Option<WorkerId> {
+        self.cases.lock(case).get(&case).and_then(|r| r.worker())
+    }
+
+    /// How many distinct workers have returned `case`.
+    pub fn returns(&self, case: CaseId) -> u8 {
+        self.cases
+            .lock(case)
+            .get(&case)
+            .map_or(0, |r| r.returners().len() as u8)
+    }
+
+    /// The cases a worker holds now, by id. Reads every shard: for inspection, not for
+    /// the hot path.
+    pub fn held_by(&self, worker: WorkerId) -> Vec<CaseId> {
+        self.cases
+            .all()
+            .into_iter()
+            .filter(|(_, r)| r.worker() == Some(worker))
+            .map(|(c, _)| c)
+            .collect()
+    }
+
+    fn admit(&self, req: &CaseRequest) -> Result<Admission, RoutingError> {
+        if self.city.category(req.category).is_none() {
+            return Err(RoutingError::UnknownCategory(req.category));
+        }
+        self.city
+            .admit(req.cell, req.category)
+            .map_err(|_| RoutingError::UnknownCell(req.cell))
+    }
+
+    fn trace(&self, admission: Admission, record: &CaseRecord) -> Trace {
+        Trace {
             admission,
             found: Found::Nowhere,
             policy: self.policy.name(),
             candidates: 0,
             runner_up: None,
             skipped: Skipped::default(),
-            returns,
+            returns: record.returners().len() as u8,
             lost_claims: 0,
-        };
-        let street = match admission.holder {
+        }
+    }
+
+    fn decision(&self, req: &CaseRequest, outcome: Outcome, trace: Trace) -> Decision {
+        Decision {
+            case: req.case,
+            cell: req.cell,
+            outcome,
+            trace,
+            deadline: self
+                .city
+                .category(req.category)
+                .and_then(|c| c.deadline(req.priority)),
+        }
+    }
+
+    fn decide(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+        record: &CaseRecord,
+    ) -> Result<Decision, RoutingError> {
+        self.decide_after(req, admission, record, || {})
+    }
+
+    /// The decision for a case nobody holds; `before_claim` runs once everything that can
+    /// fail has been checked.
+    fn decide_after(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+        record: &CaseRecord,
+        before_claim: impl FnOnce(),
+    ) -> Result<Decision, RoutingError> {
+        let category = self
+            .city
+            .category(req.category)
+            .ok_or(RoutingError::UnknownCategory(req.category))?;
+        let mut trace = self.trace(admission, record);
+        let (street, queue) = match admission.holder {
             Holder::Department(department) => {
-                return Ok(Decision {
-                    outcome: Outcome::Referred { department },
-                    trace,
-                });
+                before_claim();
+                return Ok(self.decision(req, Outcome::Referred { department }, trace));
             }
-            Holder::Community(community) => self.street_of(community),
-            Holder::Street { street, .. } => street,
+            Holder::Community(community) => {
+                let street = self.city.unit(community).and_then(|u| u.parent);
+                let street = street.unwrap_or(community);
+                (street, self.organ(street, category.platform)?)
+            }
+            Holder::Street { street, organ } => (street, organ),
         };
-        if returns >= self.config.max_returns {
+        if record.returners().len() >= usize::from(self.config.max_returns) {
             let organ = self.organ(street, Platform::Governance)?;
-            return Ok(Decision {
-                outcome: Outcome::Ruling { organ },
-                trace,
-            });
+            before_claim();
+            return Ok(self.decision(req, Outcome::Ruling { organ }, trace));
         }
-        let mut excluded = Excluded {
-            ids: [u32::MAX; MAX_RETURNS as usize + MAX_LOST_CLAIMS],
-            len: 0,
-            returners: 0,
+        before_claim();
+        let mut excluded = Excluded::new(record.returners());
+        let cos_lat = req.location.lat().to_radians().cos();
+        let holder_force = match admission.holder {
+            Holder::Community(c) => c.0,
+            _ => force_key(street.index(), category.platform),
         };
-        for w in case.returned_by {
-            excluded.push(w.index() as u32);
-        }
-        excluded.returners = excluded.len;
-        let cos_lat = case.location.lat().to_radians().cos();
         loop {
             let (found, best, skipped) =
-                self.search(case, category.roles, cos_lat, &admission, &excluded);
+                self.search(req, category.roles, cos_lat, holder_force, &excluded);
             trace.found = found;
             trace.skipped = skipped;
             trace.candidates = best.count;
             trace.runner_up = best.second.map(|(_, w)| WorkerId(w));
             let Some((_, w)) = best.first else {
                 trace.found = Found::Nowhere;
-                let organ = match admission.holder {
-                    Holder::Street { organ, .. } => organ,
-                    _ => self.organ(street, category.platform)?,
-                };
-                return Ok(Decision {
-                    outcome: Outcome::Queued { organ },
-                    trace,
-                });
+                return Ok(self.decision(req, Outcome::Queued { organ: queue }, trace));
             };
             match self.board.claim(WorkerId(w)) {
                 Ok(()) => {
-                    return Ok(Decision {
-                        outcome: Outcome::Assigned {
-                            worker: WorkerId(w),
-                        },
-                        trace,
-                    });
+                    let worker = WorkerId(w);
+                    return Ok(self.decision(req, Outcome::Assigned { worker }, trace));
                 }
                 Err(ClaimFailure::Full | ClaimFailure::NotOnDuty) => {
                     trace.lost_claims += 1;
                     if usize::from(trace.lost_claims) > MAX_LOST_CLAIMS {
-                        let organ = self.organ(street, category.platform)?;
                         trace.found = Found::Nowhere;
-                        return Ok(Decision {
-                            outcome: Outcome::Queued { organ },
-                            trace,
-                        });
+                        return Ok(self.decision(req, Outcome::Queued { organ: queue }, trace));
                     }
                     excluded.push(w);
                 }
@@ -470,56 +806,79 @@ impl Router {
         }
     }
 
-    /// The candidate search: the first level (own cell, ring k, community) with any
-    /// available candidate, and the best two there.
+    /// The candidate search: the first level with any available candidate among the
+    /// holder's own people (then, with support, beyond them), and the best two there.
     #[inline]
     fn search(
         &self,
-        case: &CaseRequest<'_>,
+        req: &CaseRequest,
         needed: RoleSet,
         cos_lat: f64,
-        admission: &Admission,
+        holder_force: u32,
         excluded: &Excluded,
     ) -> (Found, Best, Skipped) {
         let mut skipped = Skipped::default();
         let mut best = Best::default();
-        let list = self.near.row(case.cell.index());
-        let mut i = 0;
-        while i < list.len() {
-            let ring = list[i].ring;
-            while i < list.len() && list[i].ring == ring {
-                self.consider(
-                    list[i].worker,
-                    case,
-                    needed,
-                    cos_lat,
-                    excluded,
-                    &mut best,
-                    &mut skipped,
-                );
-                i += 1;
+        let consider = |w: u32, best: &mut Best, skipped: &mut Skipped| {
+            self.consider(w, req, needed, cos_lat, excluded, best, skipped)
+        };
+        if holder_force & 0x8000_0000 == 0 {
+            // Community-held: the community's own people, ring by ring inside it.
+            let list = self.near.row(req.cell.index());
+            let mut i = 0;
+            while i < list.len() {
+                let ring = list[i].ring;
+                while i < list.len() && list[i].ring == ring {
+                    consider(list[i].worker, &mut best, &mut skipped);
+                    i += 1;
+                }
+                if best.first.is_some() {
+                    let found = if ring == 0 {
+                        Found::Cell
+                    } else {
+                        Found::Ring(ring)
+                    };
+                    return (found, best, skipped);
+                }
+            }
+            let ringed = list.len();
+            let members = self.community.row(holder_force as usize);
+            if members.len() > ringed {
+                for &w in members {
+                    if !list.iter().any(|n| n.worker == w) {
+                        consider(w, &mut best, &mut skipped);
+                    }
+                }
             }
             if best.first.is_some() {
-                let found = if ring == 0 {
-                    Found::Cell
-                } else {
-                    Found::Ring(ring)
-                };
-                return (found, best, skipped);
+                return (Found::Community, best, skipped);
+            }
+        } else {
+            for &w in self.force.row((holder_force & 0x7fff_ffff) as usize) {
+                consider(w, &mut best, &mut skipped);
+            }
+            if best.first.is_some() {
+                return (Found::Force, best, skipped);
             }
         }
-        // The rest of the community: the unit that holds the case, or the community of the
-        // cell when the street office holds it.
-        let community = match admission.holder {
-            Holder::Community(c) => Some(c),
-            _ => self.city.community_of(case.cell).ok(),
-        };
-        if let Some(c) = community {
-            for &w in self.community.row(c.index()) {
-                self.consider(w, case, needed, cos_lat, excluded, &mut best, &mut skipped);
+        if self.config.support {
+            let list = self.support.row(req.cell.index());
+            let mut i = 0;
+            while i < list.len() {
+                let ring = list[i].ring;
+                while i < list.len() && list[i].ring == ring {
+                    let w = list[i].worker;
+                    if self.force_of[w as usize] != holder_force {
+                        consider(w, &mut best, &mut skipped);
+                    }
+                    i += 1;
+                }
+                if best.first.is_some() {
+                    return (Found::Support(ring), best, skipped);
+                }
             }
         }
-        (Found::Community, best, skipped)
+        (Found::Nowhere, best, skipped)
     }
 
     #[inline(always)]
@@ -527,7 +886,7 @@ impl Router {
     fn consider(
         &self,
         w: u32,
-        case: &CaseRequest<'_>,
+        req: &CaseRequest,
         needed: RoleSet,
         cos_lat: f64,
         excluded: &Excluded,
@@ -562,72 +921,16 @@ impl Router {
             capacity,
             last_assigned: slot.last_assigned(),
             position: slot.position(),
-            case: case.location,
+            case: req.location,
             cos_lat,
         };
         best.offer((self.policy.rank(&candidate), w));
     }
 
-    fn street_of(&self, community: UnitId) -> UnitId {
-        self.city
-            .unit(community)
-            .and_then(|u| u.parent)
-            .unwrap_or(community)
-    }
-
     fn organ(&self, street: UnitId, platform: Platform) -> Result<OrganId, RoutingError> {
         self.city
             .platform_organ(street, platform)
-            .map_err(|_| RoutingError::NoOrgan { street, platform })
-    }
-
-    /// A worker hands back a case (退单): their load drops, and the case is routed again
-    /// without everyone in `case.returned_by` (which must list `worker`, after any earlier
-    /// returners). After `max_returns` returns it goes to the governance center for a
-    /// ruling.
-    ///
-    /// # Errors
-    /// [`RoutingError::ReturnerNotListed`] if `worker` is not in `case.returned_by`,
-    /// [`RoutingError::NotHolding`] if they hold no case, and those of [`Router::route`].
-    /// Nothing changes on an error.
-    pub fn return_case(
-        &self,
-        worker: WorkerId,
-        case: &CaseRequest<'_>,
-    ) -> Result<Decision, RoutingError> {
-        self.check_worker(worker)?;
-        if !case.returned_by.contains(&worker) {
-            return Err(RoutingError::ReturnerNotListed(worker));
-        }
-        if case.returned_by.len() > usize::from(MAX_RETURNS) {
-            return Err(RoutingError::TooManyReturns {
-                listed: case.returned_by.len(),
-                max: usize::from(MAX_RETURNS),
-            });
-        }
-        if self.city.category(case.category).is_none() {
-            return Err(RoutingError::UnknownCategory(case.category));
-        }
-        if self.city.grid().cell(case.cell).is_none() {
-            return Err(RoutingError::UnknownCell(case.cell));
-        }
-        if !self.board.release(worker) {
-            return Err(RoutingError::NotHolding(worker));
-        }
-        self.route(case)
-    }
-
-    /// A worker finished a case (resolved, closed or taken off them): their load drops.
-    ///
-    /// # Errors
-    /// [`RoutingError::UnknownWorker`], or [`RoutingError::NotHolding`] if they hold none.
-    pub fn release(&self, worker: WorkerId) -> Result<(), RoutingError> {
-        self.check_worker(worker)?;
-        if self.board.release(worker) {
-            Ok(())
-        } else {
-            Err(RoutingError::NotHolding(worker))
-        }
+            .ok_or(RoutingError::NoOrgan { street, platform })
     }
 
     /// Puts a worker on duty, busy or off duty. Cases they hold stay with them.
@@ -648,6 +951,22 @@ impl Router {
     pub fn set_position(&self, worker: WorkerId, position: Location) -> Result<(), RoutingError> {
         self.check_worker(worker)?;
         self.board.set_position(worker, position);
+        Ok(())
+    }
+
+    /// Records a worker's position and when it was reported (ms since the Unix epoch), so
+    /// that a snapshot keeps both.
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownWorker`].
+    pub fn set_position_at(
+        &self,
+        worker: WorkerId,
+        position: Location,
+        at_ms: u64,
+    ) -> Result<(), RoutingError> {
+        self.check_worker(worker)?;
+        self.board.set_position_at(worker, position, at_ms);
         Ok(())
     }
 
@@ -687,6 +1006,239 @@ impl Router {
         } else {
             Err(RoutingError::UnknownWorker(worker))
         }
+    }
+
+    /// Everything the router keeps, with string ids: every worker's state and every case
+    /// it knows (held, or returned). Each case shard and each worker is read under its
+    /// lock; taken while decisions run, it is a consistent view of each case and each
+    /// worker, not of the whole at one instant.
+    pub fn snapshot(&self) -> RouterSnapshot {
+        let workers = self
+            .city
+            .workers()
+            .iter()
+            .enumerate()
+            .map(|(w, worker)| {
+                let s = self.board.state(WorkerId(w as u32));
+                WorkerSnapshot {
+                    id: worker.id.clone(),
+                    status: s.status,
+                    capacity: s.capacity,
+                    position: s.position.map(|p| [p.lon(), p.lat()]),
+                    position_at_ms: s.position_at_ms,
+                    last_assigned: s.last_assigned,
+                }
+            })
+            .collect();
+        let name = |w: u32| self.worker_name(WorkerId(w));
+        let cases = self
+            .cases
+            .all()
+            .into_iter()
+            .map(|(case, r)| CaseSnapshot {
+                case,
+                worker: r.worker().map(|w| name(w.0)),
+                returned_by: r.returners().iter().map(|&w| name(w)).collect(),
+            })
+            .collect();
+        RouterSnapshot {
+            version: SNAPSHOT_VERSION,
+            ticket: self.board.ticket(),
+            workers,
+            cases,
+        }
+    }
+
+    /// Loads a snapshot into this router, which must hold no case yet (a new router, over
+    /// the same city or a new roster). Workers are matched by string id; each gets the
+    /// snapshot's status, capacity, position and ticket, and every case they held (whatever
+    /// their capacity now). Workers the city no longer has are listed, and the cases they
+    /// held come back orphaned: held by nobody, their returners kept, to be routed again.
+    ///
+    /// # Errors
+    /// [`RoutingError::SnapshotVersion`], [`RoutingError::NotEmpty`]; nothing changes on
+    /// an error.
+    pub fn restore(&self, snapshot: &RouterSnapshot) -> Result<RestoreReport, RoutingError> {
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(RoutingError::SnapshotVersion {
+                found: snapshot.version,
+                expected: SNAPSHOT_VERSION,
+            });
+        }
+        if !self.cases.is_empty() {
+            return Err(RoutingError::NotEmpty {
+                cases: self.cases.all().len(),
+            });
+        }
+        let mut report = RestoreReport::default();
+        for w in &snapshot.workers {
+            let Some(id) = self.city.worker_id(&w.id) else {
+                report.unknown_workers.push(w.id.clone());
+                continue;
+            };
+            self.board.set_status(id, w.status);
+            if (1..=crate::city::MAX_CAPACITY).contains(&w.capacity) {
+                self.board.set_capacity(id, w.capacity);
+            }
+            if let Some(p) = w
+                .position
+                .and_then(|[lon, lat]| Location::new(lon, lat).ok())
+            {
+                self.board
+                    .set_position_at(id, p, w.position_at_ms.unwrap_or(0));
+            }
+            self.board.set_last_assigned(id, w.last_assigned);
+            report.workers += 1;
+        }
+        for c in &snapshot.cases {
+            let mut record = CaseRecord::default();
+            for r in &c.returned_by {
+                if let Some(id) = self.city.worker_id(r) {
+                    record.add_returner(id);
+                }
+            }
+            match c.worker.as_deref().map(|w| (w, self.city.worker_id(w))) {
+                Some((_, Some(w))) => {
+                    self.board.claim_forced(w, false);
+                    record.set_worker(Some(w));
+                }
+                Some((_, None)) => report.orphaned_cases.push(c.case),
+                None => {}
+            }
+            if !record.is_empty() {
+                self.cases.lock(c.case).insert(c.case, record);
+                report.cases += 1;
+            }
+        }
+        self.board.raise_ticket(snapshot.ticket);
+        Ok(report)
+    }
+
+    /// A decision with every id as the config's string id, for a journal or a log.
+    pub fn record(&self, d: &Decision) -> DecisionRecord {
+        let city = &self.city;
+        let organ = |o: OrganId| {
+            city.organ(o)
+                .map_or_else(|| o.to_string(), |x| x.id.clone())
+        };
+        let department = |d: crate::city::DepartmentId| {
+            city.department(d)
+                .map_or_else(|| d.to_string(), |x| x.id.clone())
+        };
+        let unit = |u: UnitId| city.unit(u).map_or_else(|| u.to_string(), |x| x.id.clone());
+        let t = &d.trace;
+        let (mut worker, mut org, mut dept) = (None, None, None);
+        match d.outcome {
+            Outcome::Assigned { worker: w } => worker = Some(self.worker_name(w)),
+            Outcome::Queued { organ: o } | Outcome::Ruling { organ: o } => org = Some(organ(o)),
+            Outcome::Referred { department: x } => dept = Some(department(x)),
+        }
+        DecisionRecord {
+            case: d.case,
+            cell: city
+                .grid()
+                .cell(d.cell)
+                .map_or_else(|| d.cell.to_string(), |c| c.name.clone()),
+            category: city
+                .category(t.admission.category)
+                .map_or_else(|| t.admission.category.to_string(), |c| c.code.clone()),
+            holder: match t.admission.holder {
+                Holder::Community(u) | Holder::Street { street: u, .. } => unit(u),
+                Holder::Department(x) => department(x),
+            },
+            outcome: d.outcome.kind(),
+            worker,
+            organ: org,
+            department: dept,
+            found: t.found,
+            policy: t.policy.to_string(),
+            candidates: t.candidates,
+            runner_up: t.runner_up.map(|w| self.worker_name(w)),
+            skipped: t.skipped,
+            returns: t.returns,
+            lost_claims: t.lost_claims,
+            deadline_s: d.deadline.map(|x| x.as_secs()),
+        }
+    }
+
+    /// A decision back from its record, on this router's city (the admission is worked
+    /// out again from the cell and category). Changes no state: replaying what the
+    /// decision did (the worker's load) is [`Router::restore`]'s or the caller's business.
+    ///
+    /// # Errors
+    /// [`RoutingError::UnknownName`] for an id the city does not know,
+    /// [`RoutingError::BadRecord`] for an outcome without its worker, organ or department.
+    pub fn decision_from_record(&self, r: &DecisionRecord) -> Result<Decision, RoutingError> {
+        let city = &self.city;
+        let unknown = |what: &'static str, id: &str| RoutingError::UnknownName {
+            what,
+            id: id.to_string(),
+        };
+        let cell = city.grid().id_of(&r.cell).ok_or(unknown("cell", &r.cell))?;
+        let category = city
+            .category_id(&r.category)
+            .ok_or(unknown("category", &r.category))?;
+        let worker = |w: &Option<String>| -> Result<WorkerId, RoutingError> {
+            let w = w.as_deref().ok_or(RoutingError::BadRecord("no worker"))?;
+            city.worker_id(w).ok_or(unknown("worker", w))
+        };
+        let organ = || -> Result<OrganId, RoutingError> {
+            let o = r
+                .organ
+                .as_deref()
+                .ok_or(RoutingError::BadRecord("no organ"))?;
+            city.organ_id(o).ok_or(unknown("organ", o))
+        };
+        let outcome = match r.outcome {
+            OutcomeKind::Assigned => Outcome::Assigned {
+                worker: worker(&r.worker)?,
+            },
+            OutcomeKind::Queued => Outcome::Queued { organ: organ()? },
+            OutcomeKind::Ruling => Outcome::Ruling { organ: organ()? },
+            OutcomeKind::Referred => {
+                let d = r
+                    .department
+                    .as_deref()
+                    .ok_or(RoutingError::BadRecord("no department"))?;
+                Outcome::Referred {
+                    department: city.department_id(d).ok_or(unknown("department", d))?,
+                }
+            }
+        };
+        let admission = city
+            .admit(cell, category)
+            .map_err(|_| RoutingError::UnknownCell(cell))?;
+        let runner_up = match &r.runner_up {
+            Some(_) => Some(worker(&r.runner_up)?),
+            None => None,
+        };
+        Ok(Decision {
+            case: r.case,
+            cell,
+            outcome,
+            trace: Trace {
+                admission,
+                found: r.found,
+                policy: match r.policy.as_str() {
+                    "nearest" => "nearest",
+                    "least loaded" => "least loaded",
+                    "fair rotation" => "fair rotation",
+                    _ => "custom",
+                },
+                candidates: r.candidates,
+                runner_up,
+                skipped: r.skipped,
+                returns: r.returns,
+                lost_claims: r.lost_claims,
+            },
+            deadline: r.deadline_s.map(Duration::from_secs),
+        })
+    }
+
+    fn worker_name(&self, w: WorkerId) -> String {
+        self.city
+            .worker(w)
+            .map_or_else(|| w.to_string(), |x| x.id.clone())
     }
 
     /// The nearest service point offering `item` (就近能办, 多点可办), by great-circle
@@ -748,55 +1300,115 @@ impl Router {
     /// A decision explained with names, for the command center. Allocates; keep it off
     /// the hot path.
     pub fn explain(&self, decision: &Decision) -> String {
-        let worker = |w: WorkerId| {
-            self.city
+        let city = &self.city;
+        let name = |n: Name| match n {
+            Name::Worker(w) => city
                 .worker(w)
-                .map_or_else(|| w.to_string(), |x| format!("{} ({})", x.name, x.id))
-        };
-        let organ = |o: OrganId| {
-            self.city
+                .map_or_else(|| w.to_string(), |x| format!("{} ({})", x.name, x.id)),
+            Name::Organ(o) => city
                 .organ(o)
-                .map_or_else(|| o.to_string(), |x| x.name.clone())
+                .map_or_else(|| o.to_string(), |x| x.name.clone()),
+            Name::Department(d) => city
+                .department(d)
+                .map_or_else(|| d.to_string(), |x| x.name.clone()),
         };
-        let t = &decision.trace;
-        let mut s = match decision.outcome {
-            Outcome::Assigned { worker: w } => {
-                let mut s = format!(
-                    "assigned to {}, found {} by {} among {} candidate(s)",
-                    worker(w),
-                    t.found,
-                    t.policy,
-                    t.candidates
-                );
-                if let Some(r) = t.runner_up {
-                    s.push_str(&format!("; runner-up {}", worker(r)));
-                }
-                s
-            }
-            Outcome::Queued { organ: o } => {
-                format!("queued at {}: no available worker with the role", organ(o))
-            }
-            Outcome::Ruling { organ: o } => format!(
-                "sent to {} for a ruling after {} return(s)",
-                organ(o),
-                t.returns
-            ),
-            Outcome::Referred { department } => format!(
-                "referred to {}",
-                self.city
-                    .department(department)
-                    .map_or_else(|| department.to_string(), |d| d.name.clone())
-            ),
-        };
-        let k = t.skipped;
-        if k.no_role + k.unavailable + k.returned > 0 {
-            s.push_str(&format!(
-                "; passed over {} without the role, {} unavailable, {} who returned it",
-                k.no_role, k.unavailable, k.returned
-            ));
-        }
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = write_decision(&mut s, decision, &name);
         s.push_str("; ");
-        s.push_str(&self.city.explain(&t.admission).to_string());
+        s.push_str(&city.explain(&decision.trace.admission).to_string());
         s
     }
+}
+
+/// Per cell: the workers of the cell's community whose home cells lie within `max_ring`
+/// steps of it, the steps taken inside the community; each worker once, at their nearest
+/// ring; nearest ring first, then by id.
+fn community_rings(city: &City, force_of: &[u32], max_ring: u8) -> Result<Csr<Near>, RoutingError> {
+    let grid = city.grid();
+    let mut pairs: Vec<(usize, Near)> = Vec::new();
+    let mut seen = vec![u32::MAX; force_of.len()];
+    let mut stamp = vec![u32::MAX; grid.len()];
+    let mut frontier: Vec<CellId> = Vec::new();
+    let mut next: Vec<CellId> = Vec::new();
+    let mut row: Vec<Near> = Vec::new();
+    for cell in grid.ids() {
+        let Some(community) = city.community_of(cell) else {
+            continue;
+        };
+        let mark = cell.index() as u32;
+        row.clear();
+        frontier.clear();
+        frontier.push(cell);
+        stamp[cell.index()] = mark;
+        for ring in 0..=max_ring {
+            for &c in &frontier {
+                for &w in city.workers_in(c) {
+                    if force_of[w.index()] == community.0 && seen[w.index()] != mark {
+                        seen[w.index()] = mark;
+                        row.push(Near { ring, worker: w.0 });
+                    }
+                }
+            }
+            if ring == max_ring {
+                break;
+            }
+            next.clear();
+            for &c in &frontier {
+                for &n in grid.neighbours(c) {
+                    if stamp[n.index()] != mark && city.community_of(n) == Some(community) {
+                        stamp[n.index()] = mark;
+                        next.push(n);
+                    }
+                }
+            }
+            std::mem::swap(&mut frontier, &mut next);
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        row.sort_unstable();
+        pairs.extend(row.iter().map(|&n| (cell.index(), n)));
+        if pairs.len() > MAX_CANDIDATE_ENTRIES {
+            return Err(RoutingError::TooLarge {
+                entries: pairs.len(),
+            });
+        }
+    }
+    Ok(Csr::from_pairs(grid.len(), &pairs))
+}
+
+/// Per cell: every worker with a home cell within `max_ring` steps, across any border;
+/// each once at their nearest ring; nearest ring first, then by id. Only for support.
+fn all_rings(city: &City, max_ring: u8) -> Result<Csr<Near>, RoutingError> {
+    let grid = city.grid();
+    let mut pairs: Vec<(usize, Near)> = Vec::new();
+    let mut seen = vec![u32::MAX; city.workers().len()];
+    let mut buf = RingBuf::new();
+    let mut row: Vec<Near> = Vec::new();
+    for cell in grid.ids() {
+        grid.rings_into(cell, usize::from(max_ring), &mut buf);
+        row.clear();
+        for (ring, cells) in buf.rings().enumerate() {
+            for &c in cells {
+                for &w in city.workers_in(c) {
+                    if seen[w.index()] != cell.index() as u32 {
+                        seen[w.index()] = cell.index() as u32;
+                        row.push(Near {
+                            ring: ring as u8,
+                            worker: w.0,
+                        });
+                    }
+                }
+            }
+        }
+        row.sort_unstable();
+        pairs.extend(row.iter().map(|&n| (cell.index(), n)));
+        if pairs.len() > MAX_CANDIDATE_ENTRIES {
+            return Err(RoutingError::TooLarge {
+                entries: pairs.len(),
+            });
+        }
+    }
+    Ok(Csr::from_pairs(grid.len(), &pairs))
 }

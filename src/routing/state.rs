@@ -52,6 +52,9 @@ pub struct WorkerState {
     pub capacity: u32,
     /// Last known position (to 1e-7 degree, about 1 cm).
     pub position: Option<Location>,
+    /// When that position was reported, in milliseconds since the Unix epoch, if the
+    /// caller said ([`Router::set_position_at`](crate::Router::set_position_at)).
+    pub position_at_ms: Option<u64>,
     /// Assignment ticket of their last case (0: none yet); fair rotation prefers the lowest.
     pub last_assigned: u64,
 }
@@ -93,6 +96,9 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct Board {
     slots: Vec<Slot>,
+    /// When each position was reported (ms since the epoch; 0: not said). Off the hot
+    /// path, so kept out of the 32-byte slots.
+    position_at: Vec<AtomicU64>,
     shard_of: Vec<u32>,
     shards: Vec<Mutex<ShardStats>>,
     ticket: AtomicU64,
@@ -131,6 +137,7 @@ impl Board {
             shard_of.push(shard);
         }
         Board {
+            position_at: slots.iter().map(|_| AtomicU64::new(0)).collect(),
             slots,
             shard_of,
             shards: (0..shards.max(1))
@@ -173,6 +180,40 @@ impl Board {
         Ok(())
     }
 
+    /// Gives `w` one more case whatever their status and capacity: the command center's
+    /// override (a new assignment, so it takes a ticket), and restoring cases a worker held
+    /// (not a new assignment: `ticket` false keeps their fair-rotation place).
+    pub(crate) fn claim_forced(&self, w: WorkerId, ticket: bool) {
+        let mut shard = self.shard(w).lock();
+        let s = &self.slots[w.index()];
+        s.load
+            .store(s.load.load(Ordering::Acquire) + 1, Ordering::Release);
+        if ticket {
+            s.last.store(
+                self.ticket.fetch_add(1, Ordering::Relaxed) + 1,
+                Ordering::Release,
+            );
+        }
+        shard.claims += 1;
+    }
+
+    /// Restores a worker's fair-rotation ticket, and keeps the next ticket above it.
+    pub(crate) fn set_last_assigned(&self, w: WorkerId, ticket: u64) {
+        let _shard = self.shard(w).lock();
+        self.slots[w.index()].last.store(ticket, Ordering::Release);
+        self.ticket.fetch_max(ticket, Ordering::Relaxed);
+    }
+
+    /// The last ticket handed out.
+    pub(crate) fn ticket(&self) -> u64 {
+        self.ticket.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the next ticket above `ticket`.
+    pub(crate) fn raise_ticket(&self, ticket: u64) {
+        self.ticket.fetch_max(ticket, Ordering::Relaxed);
+    }
+
     /// Takes one case off `w`. False if they held none.
     pub(crate) fn release(&self, w: WorkerId) -> bool {
         let mut shard = self.shard(w).lock();
@@ -209,6 +250,12 @@ impl Board {
             .store(pack(p), Ordering::Release);
     }
 
+    /// Moves `w` and records when the position was reported.
+    pub(crate) fn set_position_at(&self, w: WorkerId, p: Location, at_ms: u64) {
+        self.set_position(w, p);
+        self.position_at[w.index()].store(at_ms, Ordering::Release);
+    }
+
     pub(crate) fn state(&self, w: WorkerId) -> WorkerState {
         let _shard = self.shard(w).lock();
         let s = &self.slots[w.index()];
@@ -216,9 +263,12 @@ impl Board {
             status: WorkerStatus::from_u8(s.status.load(Ordering::Acquire)),
             load: s.load.load(Ordering::Acquire),
             capacity: s.capacity.load(Ordering::Acquire),
-            position: unpack(s.position.load(Ordering::Acquire))
-                .and_then(|[lon, lat]| Location::new(lon, lat).ok()),
+            position: s.position(),
             last_assigned: s.last.load(Ordering::Acquire),
+            position_at_ms: match self.position_at[w.index()].load(Ordering::Acquire) {
+                0 => None,
+                t => Some(t),
+            },
         }
     }
 
@@ -247,8 +297,9 @@ impl Slot {
         self.status.load(Ordering::Acquire) == 0
     }
     #[inline]
-    pub(crate) fn position(&self) -> Option<[f64; 2]> {
+    pub(crate) fn position(&self) -> Option<Location> {
         unpack(self.position.load(Ordering::Acquire))
+            .map(|[lon, lat]| Location::from_checked(lon, lat))
     }
     #[inline]
     pub(crate) fn last_assigned(&self) -> u64 {

@@ -3,10 +3,13 @@
 
 use std::collections::HashSet;
 
+use wangge::city::{
+    AdmissionTrace, ConfigProblemKind as K, DutyLevel, MandatoryOrgan, OrgEdge, OrgNode, Refusal,
+};
+use wangge::config::{CityConfig, DutyOverrideConfig, RoleConfig};
 use wangge::{
-    AdmissionTrace, Cell, CellId, City, CityConfig, ConfigError, ConfigProblemKind as K, DutyLevel,
-    DutyOverrideConfig, Grid, Holder, MandatoryOrgan, OrgEdge, OrgNode, Platform, Polygon,
-    Priority, Refusal, RoleConfig, UnitKind, WorkerId,
+    Cell, CellId, City, ConfigError, Grid, Holder, Platform, Polygon, Priority, UnitKind, WorkerId,
+    WorkerUnit,
 };
 
 /// A 6 x 4 lattice: districts 东区 (streets S0, S1) and 西区 (S2), each street two
@@ -36,7 +39,7 @@ fn small_grid() -> Grid {
 }
 
 fn small_config() -> CityConfig {
-    wangge::demo_config_for(&small_grid()).unwrap()
+    wangge::demo::demo_config_for(&small_grid()).unwrap()
 }
 
 /// Builds the city expecting failure; returns `(path, kind)` of every problem.
@@ -333,7 +336,7 @@ fn departments_reporting_in_a_cycle() {
 #[test]
 fn too_many_roles() {
     let mut c = small_config();
-    for i in c.roles.len()..=wangge::MAX_ROLES {
+    for i in c.roles.len()..=wangge::city::MAX_ROLES {
         c.roles.push(RoleConfig {
             id: format!("r{i}"),
             name: format!("role {i}"),
@@ -341,8 +344,8 @@ fn too_many_roles() {
     }
     assert_problem(&problems(&c), "roles", |k| {
         *k == K::TooManyRoles {
-            count: wangge::MAX_ROLES + 1,
-            limit: wangge::MAX_ROLES,
+            count: wangge::city::MAX_ROLES + 1,
+            limit: wangge::city::MAX_ROLES,
         }
     });
 }
@@ -646,7 +649,7 @@ fn chain_platform_organs_departments_and_escalation() {
     }
     assert!(
         city.platform_organ(chain.community, Platform::PartyBuilding)
-            .is_err()
+            .is_none()
     );
 
     // One organ to several departments, several organs to one department.
@@ -853,7 +856,7 @@ fn overrides_add_and_remove_per_unit() {
 
 #[test]
 fn admission_agrees_with_the_duty_lists_everywhere() {
-    let city = wangge::demo_city();
+    let city = wangge::demo::demo_city();
     let ncat = city.categories().len();
     for cell in city.grid().ids() {
         let chain = city.chain(cell).unwrap();
@@ -911,7 +914,7 @@ fn unknown_ids_are_errors_not_panics() {
             .what,
         "category"
     );
-    assert!(city.chain(far).is_err());
+    assert!(city.chain(far).is_none());
     assert!(city.workers_in(far).is_empty());
     assert!(
         city.home_cells(WorkerId::from_index(9_999).unwrap())
@@ -924,23 +927,40 @@ fn unknown_ids_are_errors_not_panics() {
 
 #[test]
 fn workers_by_cell_mirror_home_cells() {
-    let city = wangge::demo_city();
+    let city = wangge::demo::demo_city();
     for (w, worker) in city.workers().iter().enumerate() {
         let id = WorkerId::from_index(w).unwrap();
         assert_eq!(city.worker_id(&worker.id), Some(id));
-        assert!(!worker.roles.is_empty() && worker.roles.len() >= 2);
-        assert!((2..=8).contains(&worker.capacity));
+        assert!(!worker.roles.is_empty());
         let home = city.home_cells(id);
         assert!((1..=3).contains(&home.len()), "{}", home.len());
         for &c in home {
             assert!(city.workers_in(c).contains(&id));
         }
-        // Home cells are one community's and touch one another.
-        let community = city.community_of(home[0]).unwrap();
-        assert!(
-            home.iter()
-                .all(|&c| city.community_of(c).unwrap() == community)
-        );
+        match worker.unit {
+            // Grid workers: home cells of their own community, several roles each.
+            WorkerUnit::Community(community) => {
+                assert!(worker.roles.len() >= 2);
+                assert!((2..=8).contains(&worker.capacity));
+                assert!(
+                    home.iter()
+                        .all(|&c| city.community_of(c).unwrap() == community)
+                );
+                assert_eq!(Some(worker.street), city.unit(community).unwrap().parent);
+            }
+            // Street forces: home cells anywhere in their street office's area.
+            WorkerUnit::Organ(o) => {
+                assert_eq!(worker.street, city.organ(o).unwrap().street);
+                assert!((4..=10).contains(&worker.capacity));
+            }
+            WorkerUnit::Agency(a) => {
+                assert_eq!(worker.street, city.agency(a).unwrap().street);
+                assert!((4..=10).contains(&worker.capacity));
+            }
+        }
+        for &c in home {
+            assert_eq!(city.chain(c).unwrap().street, worker.street);
+        }
         let p = worker.position.unwrap();
         assert!(home.iter().any(|&c| city.grid().covers(c, p)));
     }
@@ -955,9 +975,9 @@ fn workers_by_cell_mirror_home_cells() {
 
 #[test]
 fn demo_city_loads_and_follows_the_reform() {
-    let city = wangge::demo_city();
+    let city = wangge::demo::demo_city();
     assert!(city.grid().len() >= 2_500);
-    assert!((200..=1_000).contains(&city.workers().len()));
+    assert!((500..=2_000).contains(&city.workers().len()));
     assert!(city.units_of(UnitKind::District).len() >= 3);
     // Every platform has categories.
     for p in Platform::ALL {
@@ -996,7 +1016,7 @@ fn demo_city_loads_and_follows_the_reform() {
     assert!(hours(garbage) <= 8 && hours(manhole) >= 48);
     // Service points: every item is offered somewhere, inside the grid.
     for item in 0..city.service_items().len() {
-        let item = wangge::ServiceItemId::from_index(item).unwrap();
+        let item = wangge::city::ServiceItemId::from_index(item).unwrap();
         assert!(!city.points_offering(item).is_empty());
     }
     for p in city.service_points() {
@@ -1006,14 +1026,14 @@ fn demo_city_loads_and_follows_the_reform() {
 
 #[test]
 fn demo_config_round_trips_and_is_deterministic() {
-    let a = wangge::demo_config();
-    let b = wangge::demo_config();
+    let a = wangge::demo::demo_config();
+    let b = wangge::demo::demo_config();
     assert_eq!(a, b);
     let back = CityConfig::from_json(&a.to_json()).unwrap();
     assert_eq!(back, a);
-    let grid = Grid::from_geojson(&wangge::demo_city_grid().to_geojson()).unwrap();
+    let grid = Grid::from_geojson(&wangge::demo::demo_city_grid().to_geojson()).unwrap();
     let city = City::new(&back, grid).unwrap();
-    assert_eq!(city.to_string(), wangge::demo_city().to_string());
+    assert_eq!(city.to_string(), wangge::demo::demo_city().to_string());
 }
 
 // ---- no panic on any input ----
@@ -1120,10 +1140,84 @@ mod fuzz {
 
 #[test]
 fn toml_reads_back_the_same_city_and_reports_its_errors() {
-    let config = wangge::demo_config();
+    let config = wangge::demo::demo_config();
     let text = config.to_toml().unwrap();
-    assert_eq!(wangge::CityConfig::from_toml(&text).unwrap(), config);
-    assert!(wangge::City::from_toml(&text, wangge::demo_city_grid()).is_ok());
-    let err = wangge::CityConfig::from_toml("districts = 3").unwrap_err();
+    assert_eq!(
+        wangge::config::CityConfig::from_toml(&text).unwrap(),
+        config
+    );
+    assert!(wangge::City::from_toml(&text, wangge::demo::demo_city_grid()).is_ok());
+    let err = wangge::config::CityConfig::from_toml("districts = 3").unwrap_err();
     assert!(matches!(err, wangge::ConfigError::Toml { .. }), "{err}");
+}
+
+// ---- whose forces: every worker belongs to one unit ----
+
+#[test]
+fn a_worker_belongs_to_one_existing_unit_and_works_inside_it() {
+    let base = small_config();
+    let community_worker = base
+        .workers
+        .iter()
+        .position(|w| w.unit == "S0-C0")
+        .expect("the small city has grid workers in S0-C0");
+    let organ_worker = base
+        .workers
+        .iter()
+        .position(|w| w.unit == "S0街道-zf")
+        .expect("the small city has law-enforcement officers in S0街道");
+    let path = |i: usize| format!("workers[{i}]");
+
+    // A unit that does not exist.
+    let mut c = base.clone();
+    c.workers[community_worker].unit = "nowhere".into();
+    assert_problem(
+        &problems(&c),
+        &format!("{}.unit", path(community_worker)),
+        |k| matches!(k, K::UnknownReference { id, .. } if id == "nowhere"),
+    );
+
+    // A grid worker with a home cell in another community of the same street office.
+    let mut c = base.clone();
+    c.workers[community_worker].cells = vec!["c00".into(), "c20".into()];
+    assert_problem(
+        &problems(&c),
+        &format!("{}.cells[1]", path(community_worker)),
+        |k| matches!(k, K::OutsideUnit { cell, unit } if cell == "c20" && unit == "S0-C0"),
+    );
+
+    // A street officer with a home cell in another street office.
+    let mut c = base.clone();
+    c.workers[organ_worker].cells = vec!["c00".into(), "c05".into()];
+    assert_problem(
+        &problems(&c),
+        &format!("{}.cells[1]", path(organ_worker)),
+        |k| matches!(k, K::OutsideUnit { cell, unit } if cell == "c05" && unit == "S0街道"),
+    );
+    // The same officer may patrol any cell of their own street office.
+    let mut c = base.clone();
+    c.workers[organ_worker].cells = vec!["c00".into(), "c31".into()];
+    assert!(City::new(&c, small_grid()).is_ok());
+
+    // An id that names both a community and an organ is ambiguous.
+    let mut c = base.clone();
+    c.communities[0].id = "S0街道-zf".into();
+    for cell_worker in &mut c.workers {
+        if cell_worker.unit == "S0-C0" {
+            cell_worker.unit = "S0街道-zf".into();
+        }
+    }
+    let found = problems(&c);
+    assert!(
+        found.iter().any(|(p, k)| p.ends_with(".unit")
+            && matches!(
+                k,
+                K::AmbiguousUnit {
+                    first: "community",
+                    second: "organ",
+                    ..
+                }
+            )),
+        "{found:#?}"
+    );
 }

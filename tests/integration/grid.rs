@@ -2,7 +2,8 @@
 //! force on random grids with shared edges, overlaps, holes and multipolygons.
 
 use proptest::prelude::*;
-use wangge::{Cell, CellProblemKind, Grid, GridError, Location, Polygon};
+use wangge::grid::CellProblemKind;
+use wangge::{Cell, Grid, GridError, Location, Polygon};
 
 fn feature(id: &str, geometry: &str) -> String {
     format!(r#"{{"type": "Feature", "properties": {{"id": "{id}"}}, "geometry": {geometry}}}"#)

@@ -3,7 +3,8 @@
 //! known overlap.
 
 use proptest::prelude::*;
-use wangge::{Cell, CellId, Grid, Jurisdiction, Polygon, RingBuf};
+use wangge::grid::{Jurisdiction, RingBuf};
+use wangge::{Cell, CellId, Grid, Polygon};
 
 /// Exact orientation sign, independent of the crate's own filter.
 fn orient(a: [f64; 2], b: [f64; 2], c: [f64; 2]) -> f64 {

@@ -1,0 +1,197 @@
+//! Case identity in the router: which worker holds each case, and who returned it.
+//!
+//! The router keeps a record only for cases that a worker holds now or that have been
+//! returned (退单) at least once: the first so that releasing a case twice frees one slot,
+//! not two, and a worker can only return what they hold; the second so that the 退单 breaker
+//! counts distinct returners over the case's life, whatever the caller says.
+//!
+//! Records live in shards chosen by the case id, each behind a parking_lot mutex. A
+//! decision locks its case's shard for its whole length (then, inside it, the worker's
+//! street-office lock for the claim): two decisions on one case never interleave, and the
+//! lock order (case shard, then street office) is the same everywhere.
+
+use super::router::MAX_RETURNS;
+use crate::city::WorkerId;
+use parking_lot::{Mutex, MutexGuard};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A case's identity: the number the engine (or the caller) gave it. Small, `Copy`, the
+/// same in every record and file.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct CaseId(pub u64);
+
+impl std::fmt::Display for CaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// No worker.
+const NOBODY: u32 = u32::MAX;
+
+/// What the router keeps on one case.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaseRecord {
+    worker: u32,
+    returned: u8,
+    returners: [u32; MAX_RETURNS as usize],
+}
+
+impl Default for CaseRecord {
+    fn default() -> Self {
+        CaseRecord {
+            worker: NOBODY,
+            returned: 0,
+            returners: [NOBODY; MAX_RETURNS as usize],
+        }
+    }
+}
+
+impl CaseRecord {
+    /// The worker holding the case now.
+    #[inline]
+    pub(crate) fn worker(&self) -> Option<WorkerId> {
+        (self.worker != NOBODY).then_some(WorkerId(self.worker))
+    }
+
+    pub(crate) fn set_worker(&mut self, w: Option<WorkerId>) {
+        self.worker = w.map_or(NOBODY, |w| w.0);
+    }
+
+    /// Everyone who returned the case, first returner first, each once.
+    #[inline]
+    pub(crate) fn returners(&self) -> &[u32] {
+        &self.returners[..usize::from(self.returned)]
+    }
+
+    /// Records a return by `w`; a worker who returned the case before is not counted again.
+    /// False if the record is full (the breaker sends a case to a ruling long before).
+    pub(crate) fn add_returner(&mut self, w: WorkerId) -> bool {
+        if self.returners().contains(&w.0) {
+            return true;
+        }
+        match self.returners.get_mut(usize::from(self.returned)) {
+            Some(slot) => {
+                *slot = w.0;
+                self.returned += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the record says nothing worth keeping.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.worker == NOBODY && self.returned == 0
+    }
+}
+
+/// A hasher for case ids: one multiply, so the hot path pays no SipHash. Case ids are
+/// chosen by the caller, so a hostile sequence could crowd one bucket chain; the shard is
+/// still bounded by the number of open cases.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let h = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+type Shard = HashMap<CaseId, CaseRecord, BuildHasherDefault<IdHasher>>;
+
+/// Shards of case records.
+#[derive(Debug)]
+pub(crate) struct CaseBook {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+const SHARD_BITS: u32 = 6;
+
+impl CaseBook {
+    /// A book whose shards together hold `expected` records before they grow.
+    pub(crate) fn new(expected: usize) -> CaseBook {
+        let per = expected / (1 << SHARD_BITS) * 2 + 16;
+        CaseBook {
+            shards: (0..1 << SHARD_BITS)
+                .map(|_| Mutex::new(Shard::with_capacity_and_hasher(per, Default::default())))
+                .collect(),
+        }
+    }
+
+    /// The shard of `case`, locked.
+    #[inline]
+    pub(crate) fn lock(&self, case: CaseId) -> MutexGuard<'_, Shard> {
+        let k = (case.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize;
+        self.shards[k].lock()
+    }
+
+    /// Every record, shard by shard (each shard locked while it is read).
+    pub(crate) fn all(&self) -> Vec<(CaseId, CaseRecord)> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.lock().iter().map(|(&k, &v)| (k, v)));
+        }
+        out.sort_unstable_by_key(|&(k, _)| k);
+        out
+    }
+
+    /// Whether no case is recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returners_are_counted_once_each() {
+        let mut r = CaseRecord::default();
+        assert!(r.is_empty());
+        assert!(r.add_returner(WorkerId(3)));
+        assert!(r.add_returner(WorkerId(3)));
+        assert!(r.add_returner(WorkerId(5)));
+        assert_eq!(r.returners(), &[3, 5]);
+        for w in 10..24 {
+            assert!(r.add_returner(WorkerId(w)));
+        }
+        assert!(
+            !r.add_returner(WorkerId(99)),
+            "the record holds 16 returners"
+        );
+        assert_eq!(r.returners().len(), usize::from(MAX_RETURNS));
+    }
+
+    #[test]
+    fn one_case_always_lands_in_one_shard() {
+        let book = CaseBook::new(100);
+        book.lock(CaseId(7))
+            .entry(CaseId(7))
+            .or_default()
+            .set_worker(Some(WorkerId(1)));
+        assert_eq!(
+            book.lock(CaseId(7))
+                .get(&CaseId(7))
+                .and_then(|r| r.worker()),
+            Some(WorkerId(1))
+        );
+        assert_eq!(book.all().len(), 1);
+        assert!(!book.is_empty());
+    }
+}
