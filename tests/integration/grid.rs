@@ -309,16 +309,16 @@ fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool, at_zero: bool)
                     ));
                 }
                 1 if extras => {
-                    // A hole in the middle that no cell fills.
-                    let m = [(a[0] + c[0]) / 2.0, (a[1] + c[1]) / 2.0];
-                    let (hx, hy) = (dx * 0.1, dy * 0.1);
-                    let hole = vec![
-                        [m[0] - hx, m[1] - hy],
-                        [m[0] - hx, m[1] + hy],
-                        [m[0] + hx, m[1] + hy],
-                        [m[0] + hx, m[1] - hy],
-                        [m[0] - hx, m[1] - hy],
+                    // A hole in the middle that no cell fills: the quad shrunk about its
+                    // vertex average, so that it stays inside however skewed the quad is
+                    // (a box at the diagonal's midpoint stuck out of thin quads).
+                    let m = [
+                        (a[0] + b[0] + c[0] + d[0]) / 4.0,
+                        (a[1] + b[1] + c[1] + d[1]) / 4.0,
                     ];
+                    let shrink =
+                        |v: [f64; 2]| [m[0] + 0.3 * (v[0] - m[0]), m[1] + 0.3 * (v[1] - m[1])];
+                    let hole = [a, d, c, b, a].map(shrink).to_vec();
                     cells.push(Cell::new(
                         name,
                         vec![Polygon {
