@@ -2,5 +2,6 @@
 
 mod city;
 mod grid;
+mod oracle;
 mod routing;
 mod topo;
