@@ -3,5 +3,6 @@
 mod city;
 mod engine;
 mod grid;
+mod oracle;
 mod routing;
 mod topo;
