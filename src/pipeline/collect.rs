@@ -196,6 +196,8 @@ struct Scratch {
 }
 
 fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
+    #[cfg(test)]
+    drop(s.pause.lock());
     let now = s.now();
     sc.locations.clear();
     s.store.each(ids, |_, rec| sc.locations.push(rec.location));

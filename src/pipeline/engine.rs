@@ -333,6 +333,9 @@ pub(crate) struct Shared {
     pub(crate) assigned: AtomicU64,
     /// Cases that reached a terminal state.
     pub(crate) finished: AtomicU64,
+    /// Held by a test to stop the collect stage where it stands.
+    #[cfg(test)]
+    pub(crate) pause: Mutex<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -497,6 +500,8 @@ impl EngineBuilder {
             worker_street,
             assigned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            #[cfg(test)]
+            pause: Mutex::new(()),
             city,
         });
         let mut threads = Vec::new();
@@ -1087,5 +1092,61 @@ pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
     }
     if let Some(extra) = rec.extra.as_mut() {
         out.close_children.extend_from_slice(&extra.duplicates);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::grid::Location;
+
+    #[test]
+    fn try_submit_answers_full_with_the_report_under_backpressure() {
+        let city = Arc::new(crate::city::demo::demo_city());
+        let engine = Engine::builder(city.clone())
+            .clock(SimClock::new(Timestamp(1_764_460_800_000)))
+            .config(EngineConfig {
+                batch: 1,
+                channel_batches: 1,
+                ..EngineConfig::default()
+            })
+            .build()
+            .expect("engine");
+        let category = city.category_id("ZF-01").expect("in the catalogue");
+        let at = Location::new(120.33, 36.12).expect("valid");
+        let report = |i: u32| {
+            Report::new(Source::Hotline, category, at, Timestamp(1_764_460_800_000))
+                .with_reporter(Reporter::Citizen(i))
+        };
+        let stalled = engine.shared.pause.lock();
+        let mut taken = Vec::new();
+        let mut full = None;
+        // The collect stage takes at most one message and stops; the channel holds one more.
+        for i in 0..4 {
+            match engine.try_submit(report(i)) {
+                Ok(id) => taken.push(id),
+                Err(SubmitError::Full(r)) => {
+                    full = Some((i, r));
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (i, handed_back) = full.expect("the intake filled up");
+        assert!(i <= 2, "full after {i}");
+        assert_eq!(
+            *handed_back,
+            report(i),
+            "the refused report comes back whole"
+        );
+        drop(stalled);
+        let s = engine.shutdown();
+        assert_eq!(
+            s.cases,
+            taken.len() as u64,
+            "the refused report left no case behind"
+        );
+        assert_eq!(s.by_state["reported"], 0);
     }
 }
