@@ -257,6 +257,8 @@ pub struct CaseBrief {
     pub worker: Option<WorkerId>,
     /// Who resolved it last.
     pub resolver: Option<WorkerId>,
+    /// Its cell, once located.
+    pub cell: Option<crate::grid::CellId>,
 }
 
 /// Messages into the collect stage.
@@ -290,6 +292,7 @@ pub(crate) struct Out {
     pub(crate) enqueue: Vec<(OrganId, QueueKey)>,
     pub(crate) arm: Vec<(u64, u64)>,
     pub(crate) finished: Vec<u64>,
+    pub(crate) forget: Vec<u64>,
     pub(crate) dedupe_remove: Vec<(u64, u32, crate::grid::Location)>,
     pub(crate) close_children: Vec<CaseId>,
 }
@@ -325,6 +328,7 @@ pub(crate) struct Shared {
     pub(crate) queues: Vec<Mutex<BTreeSet<QueueKey>>>,
     pub(crate) timers: Mutex<BTreeMap<u64, Vec<u64>>>,
     pub(crate) dedupe: Mutex<Dedupe>,
+    pub(crate) texts: super::case::Texts,
     pub(crate) bus: Bus,
     pub(crate) assign_tx: Sender<AssignMsg>,
     /// The street office of each worker, for queue draining.
@@ -384,15 +388,19 @@ impl Shared {
             }
         }
         if !out.arm.is_empty() {
+            let mut arm = out.arm;
+            arm.sort_unstable();
             let mut t = self.timers.lock();
-            for (slot, id) in out.arm {
-                t.entry(slot).or_default().push(id);
+            for run in arm.chunk_by(|a, b| a.0 == b.0) {
+                t.entry(run[0].0)
+                    .or_default()
+                    .extend(run.iter().map(|&(_, id)| id));
             }
         }
         if !out.dedupe_remove.is_empty() {
             self.dedupe.lock().remove(&out.dedupe_remove);
         }
-        self.port.forget(&out.finished);
+        self.port.forget(&out.forget);
         if !out.finished.is_empty() {
             self.finished
                 .fetch_add(out.finished.len() as u64, Ordering::Relaxed);
@@ -493,6 +501,7 @@ impl EngineBuilder {
             clock: self.clock,
             config: c,
             store: Store::new(),
+            texts: Default::default(),
             next_id: AtomicU64::new(0),
             timers: Mutex::new(BTreeMap::new()),
             bus,
@@ -773,18 +782,20 @@ impl Engine {
 
     /// A case with its whole history.
     pub fn case(&self, id: CaseId) -> Option<super::Case> {
-        self.shared.store.with(id.0, |rec| rec.view(id))
+        self.shared
+            .store
+            .with(id.0, |rec| rec.view(id, &self.shared.texts))
     }
 
     /// Where each case of `ids` is, appended to `out` (one lock per store segment).
     pub fn briefs(&self, ids: Range<u64>, out: &mut Vec<CaseBrief>) {
-        let ids: Vec<u64> = ids.collect();
-        self.shared.store.each(&ids, |id, rec| {
+        self.shared.store.range(ids, |id, rec| {
             out.push(CaseBrief {
                 id: CaseId(id),
                 state: rec.state,
                 worker: rec.worker(),
                 resolver: (rec.resolver != NONE32).then_some(WorkerId(rec.resolver)),
+                cell: rec.cell(),
             })
         });
     }
@@ -1060,11 +1071,11 @@ fn command(
             ..
         } => handle::dispatch_to(s, id, rec, *worker, over_capacity.as_deref(), now, out),
         Command::Extend { by, reason, .. } => handle::extend(s, id, rec, *by, reason, now, out),
-        Command::Suspend { reason, .. } => handle::suspend(id, rec, reason, now, out),
+        Command::Suspend { reason, .. } => handle::suspend(s, id, rec, reason, now, out),
         Command::Resume { .. } => handle::resume(s, id, rec, now, out),
         Command::Verify { by, passed, .. } => feedback::verify(id, rec, *by, *passed, now, out),
         Command::Close { satisfaction, .. } => feedback::close(s, id, rec, *satisfaction, now, out),
-        Command::Reopen { reason, .. } => feedback::reopen(id, rec, reason, now, out),
+        Command::Reopen { reason, .. } => feedback::reopen(s, id, rec, reason, now, out),
     }
 }
 
@@ -1087,6 +1098,11 @@ pub(crate) fn step(
 /// and its own duplicates close with it.
 pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
     out.finished.push(id);
+    // The router keeps a record only of a case someone holds or returned: the holder was
+    // released already when it was resolved.
+    if rec.returns > 0 || rec.worker != NONE32 {
+        out.forget.push(id);
+    }
     if rec.parent == super::case::NONE64 && rec.cell != NONE32 {
         out.dedupe_remove.push((id, rec.category, rec.location));
     }
