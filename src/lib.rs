@@ -65,6 +65,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 mod city;
+mod csr;
 mod error;
 mod grid;
 mod rng;

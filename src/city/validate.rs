@@ -9,7 +9,7 @@ use super::config::{CategoryConfig, CityConfig, DutyLevel, MandatoryOrgan, Prior
 use super::duty::{DutyTable, Precompute};
 use super::error::{ConfigError, ConfigProblem, ConfigProblemKind as K};
 use super::ids::{
-    AgencyId, CategoryId, Csr, DepartmentId, MAX_ROLES, OrganId, Role, RoleSet, ServiceItemId,
+    AgencyId, CategoryId, DepartmentId, MAX_ROLES, OrganId, Role, RoleSet, ServiceItemId,
     ServicePointId, UnitId, WorkerId,
 };
 use super::model::{
@@ -18,6 +18,7 @@ use super::model::{
 };
 use super::org::{OrgEdge, OrgGraph, OrgNode};
 use super::workers::{MAX_CAPACITY, Worker, WorkerUnit, Workforce};
+use crate::csr::Csr;
 use crate::grid::{CellId, Grid, Location};
 
 /// The highest organ limit a city may set.
