@@ -1,5 +1,15 @@
 //! From a [`CityConfig`] and its grid to a [`City`]: every reference resolved, every rule
 //! checked, every problem reported at once with the path to it.
+//!
+//! ```text
+//!   units ─► departments ─► organs, agencies ─► catalogue (roles, items, categories)
+//!     ─► duty lists ─► grid cells ─► service points ─► workers ─► org graph + cycles
+//!     ─► admission (precomputed in duty.rs) ─► no problem? the City
+//! ```
+//!
+//! Each phase is one function: it records its problems and returns what it built (ids
+//! registered, tables) for the later phases, which go on checking even where an earlier
+//! reference was bad, so that one pass reports everything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
