@@ -82,6 +82,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod city;
+mod csr;
 mod error;
 pub mod grid;
 mod rng;
