@@ -409,25 +409,31 @@ impl Rec {
 /// "owner abroad", "heavy rain").
 #[derive(Debug, Default)]
 pub(crate) struct Texts {
-    inner: Mutex<(std::collections::HashMap<Box<str>, u32>, Vec<Box<str>>)>,
+    inner: Mutex<Interned>,
+}
+
+#[derive(Debug, Default)]
+struct Interned {
+    ids: std::collections::HashMap<Box<str>, u32>,
+    texts: Vec<Box<str>>,
 }
 
 impl Texts {
     pub(crate) fn intern(&self, text: &str) -> u32 {
         let mut g = self.inner.lock();
-        if let Some(&k) = g.0.get(text) {
+        if let Some(&k) = g.ids.get(text) {
             return k;
         }
-        let k = g.1.len() as u32;
-        g.1.push(text.into());
-        g.0.insert(text.into(), k);
+        let k = g.texts.len() as u32;
+        g.texts.push(text.into());
+        g.ids.insert(text.into(), k);
         k
     }
 
     pub(crate) fn get(&self, k: u32) -> String {
         self.inner
             .lock()
-            .1
+            .texts
             .get(k as usize)
             .map(|t| t.to_string())
             .unwrap_or_default()

@@ -757,10 +757,8 @@ impl Engine {
             .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
         // The intake lock is held, so the collect thread is running and takes it.
         let _ = tx.send(CollectMsg::Cases(first..first + n));
-        let mut next = first;
-        for a in answers.iter_mut().filter(|a| a.is_ok()) {
-            *a = Ok(CaseId(next));
-            next += 1;
+        for (id, a) in (first..).zip(answers.iter_mut().filter(|a| a.is_ok())) {
+            *a = Ok(CaseId(id));
         }
         answers
     }

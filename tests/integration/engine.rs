@@ -795,7 +795,7 @@ proptest! {
                         _ => WorkerId::from_index((holder.map_or(0, |w| w.index()) + 1) % c.workers().len()).unwrap(),
                     };
                     let r = engine.execute(&command(kind, id, worker));
-                    let needs_holder = matches!(kind, 0 | 1 | 2);
+                    let needs_holder = kind <= 2;
                     let may = allowed(kind, before.state)
                         && (!needs_holder || holder == Some(worker))
                         && (kind != 9 || !before.suspended)
