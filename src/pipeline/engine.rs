@@ -556,7 +556,7 @@ impl EngineBuilder {
 /// use std::sync::Arc;
 /// use wangge::{CaseState, Engine, Location, Report, SimClock, Source, Timestamp, Verifier};
 ///
-/// let city = Arc::new(wangge::demo::demo_city());
+/// let city = Arc::new(wangge::City::demo());
 /// let clock = SimClock::new(Timestamp(1_764_000_000_000));
 /// let engine = Engine::builder(city.clone()).clock(clock.clone()).build()?;
 /// let category = city.category_id("ZF-02").expect("illegal parking is in the catalogue");
