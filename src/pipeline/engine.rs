@@ -846,11 +846,13 @@ impl Engine {
                 i += 1;
                 continue;
             };
-            let seg_no = id >> 12;
+            let seg_no = Store::split(id).0;
             let mut g = seg.lock();
-            while i < commands.len().min(results.len()) && commands[i].case().0 >> 12 == seg_no {
+            while i < commands.len().min(results.len())
+                && Store::split(commands[i].case().0).0 == seg_no
+            {
                 let id = commands[i].case().0;
-                results[i] = match g[(id as usize) & (super::SEGMENT - 1)].as_mut() {
+                results[i] = match g[Store::split(id).1].as_mut() {
                     None => Err(LifecycleError::UnknownCase(CaseId(id))),
                     Some(rec) => command(s, id, rec, &commands[i], now, &mut out),
                 };
