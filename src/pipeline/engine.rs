@@ -326,7 +326,9 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) next_id: AtomicU64,
     pub(crate) queues: Vec<Mutex<BTreeSet<QueueKey>>>,
-    pub(crate) timers: Mutex<BTreeMap<u64, Vec<u64>>>,
+    /// Cases to look at, by timer slot: each batch adds its ids as one chunk, so that a
+    /// busy second does not grow (and copy) one huge vector.
+    pub(crate) timers: Mutex<BTreeMap<u64, Vec<Box<[u64]>>>>,
     pub(crate) dedupe: Mutex<Dedupe>,
     pub(crate) texts: super::case::Texts,
     pub(crate) bus: Bus,
@@ -394,7 +396,7 @@ impl Shared {
             for run in arm.chunk_by(|a, b| a.0 == b.0) {
                 t.entry(run[0].0)
                     .or_default()
-                    .extend(run.iter().map(|&(_, id)| id));
+                    .push(run.iter().map(|&(_, id)| id).collect());
             }
         }
         if !out.dedupe_remove.is_empty() {
