@@ -348,11 +348,9 @@ pub(crate) fn snapshot(s: &Shared) -> Snapshot {
             }
         }
         for t in &rec.history {
-            if t.to() == CaseState::Dispatched && t.from() != Some(CaseState::Dispatched) {
-                ind.dispatches += 1;
-            } else if t.to() == CaseState::Dispatched {
-                // A return or timeout that went straight to another worker: one dispatch
-                // undone, one made.
+            // A return that goes straight to another worker is one dispatch undone and
+            // one made: both are counted.
+            if t.to() == CaseState::Dispatched {
                 ind.dispatches += 1;
             }
             if matches!(t.action(), Action::Return | Action::AcceptTimeout) {
