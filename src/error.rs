@@ -23,6 +23,9 @@ pub enum Error {
     /// A routing request was refused.
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
+    /// The journal could not be opened, read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// The first few items of a list of problems, then how many more: for one-line messages.

@@ -84,6 +84,7 @@
 pub mod city;
 mod error;
 pub mod grid;
+pub mod journal;
 mod rng;
 pub mod routing;
 

@@ -2,5 +2,6 @@
 
 mod city;
 mod grid;
+mod journal;
 mod routing;
 mod topo;
