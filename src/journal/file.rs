@@ -30,10 +30,13 @@ pub enum SyncPolicy {
     },
 }
 
+/// Group commit of at most 16,384 records or 10 ms. A sync costs about 1-2 ms on the disk
+/// measured here, so a sync every 1,024 records would cost 1-2 us per record, more than
+/// the whole in-memory dispatch path; 16,384 brings it to ~0.1 us.
 impl Default for SyncPolicy {
     fn default() -> Self {
         SyncPolicy::Group {
-            records: 1024,
+            records: 16_384,
             millis: 10,
         }
     }
@@ -320,9 +323,6 @@ impl FileJournal {
                         valid_record_at: follows.map(|at| at as u64),
                     });
                 }
-                let f = io("open", &path, OpenOptions::new().write(true).open(&path))?;
-                io("truncate", &path, f.set_len(offset as u64))?;
-                io("sync", &path, f.sync_all())?;
                 recovery.tail_cut = Some(TailCut {
                     segment: path.clone(),
                     offset: offset as u64,
@@ -343,6 +343,17 @@ impl FileJournal {
                 covers,
                 next,
             });
+        }
+        // Cut only once everything else has been checked, so that a refused open changes
+        // nothing.
+        if let Some(tail) = &recovery.tail_cut {
+            let f = io(
+                "open",
+                &tail.segment,
+                OpenOptions::new().write(true).open(&tail.segment),
+            )?;
+            io("truncate", &tail.segment, f.set_len(tail.offset))?;
+            io("sync", &tail.segment, f.sync_all())?;
         }
         let first = segments.first().map_or(0, |s| s.first);
         recovery.segments = segments.len();
@@ -687,8 +698,9 @@ impl Journal for FileJournal {
         };
         // Oldest first, so that a crash half-way leaves a journal that still continues.
         while self.segments.len() > 1 && self.segments[1].first <= covers {
+            let path = &self.segments[0].path;
+            io("remove", path, fs::remove_file(path))?;
             let seg = self.segments.remove(0);
-            io("remove", &seg.path, fs::remove_file(&seg.path))?;
             done.segments_removed += 1;
             done.bytes_removed += seg.len;
         }

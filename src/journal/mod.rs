@@ -22,7 +22,7 @@
 //!
 //! - [`SyncPolicy::EveryBatch`]: `append` syncs before it returns. An acknowledgement
 //!   means durable. Costs one `fdatasync` per batch.
-//! - [`SyncPolicy::Group`] `{ records: N, millis: M }` (the default, N = 1024, M = 10):
+//! - [`SyncPolicy::Group`] `{ records: N, millis: M }` (the default, N = 16,384, M = 10):
 //!   group commit. `append` syncs once N records have accumulated since the last sync,
 //!   and a background thread syncs at the latest M ms after the first unsynced append.
 //!   **Under group commit an acknowledgement does not mean durable** until the next sync:
