@@ -9,10 +9,13 @@
 //!                                               Group: per 1024 records / 10 ms)
 //! ```
 //!
+//! Recovery: opening a journal of about 70 MB (every checksum checked) and replaying it.
+//!
 //! The journal lives in the target directory (on the real disk: a tmpfs would make every
 //! sync free) and grows across iterations, rolling segments as it would in service.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::ops::ControlFlow;
 use std::time::Duration;
 use wangge::journal::{Batch, FileJournal, Journal, JournalOptions, SyncPolicy};
 
@@ -86,5 +89,50 @@ fn append(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, append);
+/// Records in the journal that recovery reads back, per payload size: about 70 MB each.
+const REPLAY_RECORDS: [(usize, usize); 2] = [(64, 1 << 20), (256, 1 << 18)];
+
+/// What recovery costs: opening a journal (every segment read and every checksum
+/// checked) and replaying it from position 0 through `read_from`.
+fn recover(c: &mut Criterion) {
+    let mut group = c.benchmark_group("journal_recover");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (size, records) in REPLAY_RECORDS {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch dir");
+        {
+            let mut journal = FileJournal::open(dir.path()).expect("a new journal");
+            let batch = payloads(size, 1024);
+            for _ in 0..records / 1024 {
+                journal.append(&batch).expect("append");
+            }
+            journal.sync().expect("sync");
+        }
+        group.throughput(Throughput::ElementsAndBytes {
+            elements: records as u64,
+            bytes: (records * size) as u64,
+        });
+        group.bench_function(BenchmarkId::new("open", size), |b| {
+            b.iter(|| FileJournal::open(dir.path()).expect("open"));
+        });
+        let mut journal = FileJournal::open(dir.path()).expect("open");
+        group.bench_function(BenchmarkId::new("replay", size), |b| {
+            b.iter(|| {
+                let mut bytes = 0usize;
+                journal
+                    .read_from(0, &mut |_, rec| {
+                        bytes += rec.len();
+                        ControlFlow::Continue(())
+                    })
+                    .expect("replay");
+                assert_eq!(bytes, records * size);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append, recover);
 criterion_main!(benches);

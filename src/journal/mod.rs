@@ -30,6 +30,19 @@
 //!   acknowledged less than M ms (plus the time one sync takes) before the crash. A
 //!   caller that needs one record durable now calls [`Journal::sync`].
 //!
+//! Measured by `benches/journal.rs` on a 2-vCPU VM whose disk takes 1-3 ms per sync
+//! (figures vary by 10-50 % between runs on a shared disk), 64-byte records:
+//!
+//! | policy | batch of 1 | batch of 64 | batch of 1024 |
+//! | --- | --- | --- | --- |
+//! | `EveryBatch` | ~300 records/s | ~86 k/s | ~320 k/s |
+//! | `Group`, 1,024 records / 10 ms | ~190 k/s | ~250 k/s | ~260 k/s |
+//! | `Group`, default | ~310 k/s | ~2.1 M/s | ~2.7 M/s |
+//! | never synced (page cache only) | ~300 k/s | ~3.1 M/s | ~6.5 M/s |
+//!
+//! A batch of one costs a `write` system call (~3 us): append in batches. Recovery of
+//! 1M 64-byte records: opening (every checksum checked) ~0.21 s, replaying ~0.10 s.
+//!
 //! Records of one batch get consecutive positions but a batch is not atomic: after a
 //! crash, recovery keeps a prefix of the records appended (whole records only).
 //!
