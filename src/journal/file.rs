@@ -834,3 +834,62 @@ impl Syncer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_commit_timer_syncs_when_appends_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let policy = SyncPolicy::Group {
+            records: u64::MAX,
+            millis: 5,
+        };
+        let mut j =
+            FileJournal::open_with(tmp.path(), JournalOptions::default().sync(policy)).unwrap();
+        let mut b = Batch::new();
+        b.push(b"one").unwrap();
+        j.append(&b).unwrap();
+        let shared = j
+            .syncer
+            .as_ref()
+            .expect("group commit runs a timer")
+            .shared
+            .clone();
+        assert!(
+            shared.state.lock().dirty_since.is_some(),
+            "the append is not yet synced"
+        );
+        let start = Instant::now();
+        while shared.state.lock().dirty_since.is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the timer never synced"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(shared.state.lock().error.is_none());
+    }
+
+    #[test]
+    fn only_twenty_digit_names_are_journal_files() {
+        let d = Path::new("d");
+        assert_eq!(
+            numbered(d, "00000000000000000042.seg", ".seg"),
+            Ok(Some(42))
+        );
+        assert_eq!(numbered(d, "00000000000000000042.snap", ".seg"), Ok(None));
+        assert_eq!(numbered(d, "notes.txt", ".seg"), Ok(None));
+        for bad in [
+            "42.seg",
+            "0000000000000000004x.seg",
+            "99999999999999999999.seg",
+        ] {
+            assert!(matches!(
+                numbered(d, bad, ".seg"),
+                Err(JournalError::BadFileName { .. })
+            ));
+        }
+    }
+}
