@@ -127,6 +127,7 @@ mod csr;
 mod error;
 pub mod grid;
 mod pipeline;
+pub mod journal;
 mod rng;
 pub mod routing;
 
