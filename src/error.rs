@@ -32,6 +32,9 @@ pub enum Error {
     /// An action on a case was refused.
     #[error(transparent)]
     Lifecycle(#[from] crate::pipeline::LifecycleError),
+    /// The journal could not be opened, read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// The first few items of a list of problems, then how many more: for one-line messages.

@@ -127,6 +127,7 @@ mod csr;
 mod error;
 pub mod grid;
 mod pipeline;
+pub mod journal;
 mod rng;
 pub mod routing;
 
@@ -151,7 +152,7 @@ pub use routing::{
     RoutingError, Trace, WorkerState, WorkerStatus,
 };
 
-/// City configs as read from JSON or TOML: deserialize a [`CityConfig`], then
+/// City configs as read from JSON or TOML: deserialize a [`CityConfig`](config::CityConfig), then
 /// [`City::new`] checks it against a grid and reports every problem at once.
 pub mod config {
     pub use crate::city::config::{

@@ -35,7 +35,7 @@ pub struct CityConfig {
     /// Agencies sent down by vertical departments (派驻机构).
     #[serde(default)]
     pub agencies: Vec<AgencyConfig>,
-    /// The roles a worker can have and a category can need (at most [`MAX_ROLES`](crate::MAX_ROLES)).
+    /// The roles a worker can have and a category can need (at most [`MAX_ROLES`](crate::city::MAX_ROLES)).
     pub roles: Vec<RoleConfig>,
     /// Service items that service points offer (办事事项).
     #[serde(default)]

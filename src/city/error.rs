@@ -3,7 +3,7 @@
 use super::config::{DutyLevel, MandatoryOrgan, Platform, Priority};
 use crate::error::summary;
 
-/// Why a [`CityConfig`](crate::CityConfig) could not be read or built into a
+/// Why a [`CityConfig`](crate::config::CityConfig) could not be read or built into a
 /// [`City`](crate::City), or why a lookup on a city failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -975,7 +975,7 @@ impl Router {
     ///
     /// # Errors
     /// [`RoutingError::UnknownWorker`], [`RoutingError::Capacity`] for 0 or more than
-    /// [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    /// [`MAX_CAPACITY`](crate::config::MAX_CAPACITY).
     pub fn set_capacity(&self, worker: WorkerId, capacity: u32) -> Result<(), RoutingError> {
         self.check_worker(worker)?;
         if capacity == 0 || capacity > crate::city::MAX_CAPACITY {

@@ -4,5 +4,6 @@ mod city;
 mod engine;
 mod grid;
 mod oracle;
+mod journal;
 mod routing;
 mod topo;
