@@ -527,10 +527,11 @@ impl Store {
 
     /// Runs `f` on every stored case with an id in `ids`, one lock per segment.
     pub(crate) fn range(&self, ids: std::ops::Range<u64>, mut f: impl FnMut(u64, &Rec)) {
+        let end = ids.end.min(MAX_CASES);
         let mut id = ids.start;
-        while id < ids.end {
+        while id < end {
             let (seg_no, _) = Store::split(id);
-            let seg_end = (((seg_no as u64) + 1) << SEGMENT_BITS).min(ids.end);
+            let seg_end = (((seg_no as u64) + 1) << SEGMENT_BITS).min(end);
             if let Some(seg) = self.existing(id) {
                 let g = seg.lock();
                 for i in id..seg_end {
@@ -618,6 +619,9 @@ mod tests {
         );
         assert_eq!(seen, vec![first, first + 1, first + 2, first + 4]);
         let mut n = 0;
+        let mut ranged = 0;
+        store.range(first..u64::MAX, |_, _| ranged += 1);
+        assert_eq!(ranged, 5, "a range past the store's end stops at it");
         store.scan(first + 5, |_, rec| {
             n += 1;
             assert_eq!(rec.at, 5);
