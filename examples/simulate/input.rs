@@ -112,11 +112,11 @@ pub fn read_events(
                 continue;
             }
         };
-        let code = match map {
-            Some(m) => m.get(category).map(String::as_str),
-            None => Some(category),
-        };
-        let Some(cat) = code.and_then(|c| city.category_id(c)) else {
+        // A category the map does not name may already be a catalogue code.
+        let code = map
+            .and_then(|m| m.get(category))
+            .map_or(category, String::as_str);
+        let Some(cat) = city.category_id(code) else {
             *out.unmapped.entry(category.to_string()).or_insert(0) += 1;
             continue;
         };

@@ -150,7 +150,7 @@ pub fn draw_map(
         } else {
             RGBColor(150, 150, 150)
         };
-        Circle::new((p[0], p[1]), 1, c.filled())
+        Circle::new((p[0], p[1]), 2, c.filled())
     }))?;
     root.present()?;
     Ok(())

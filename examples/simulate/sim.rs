@@ -195,6 +195,9 @@ pub fn run(
 ) -> Result<Run, Box<dyn Error>> {
     let city = engine.city();
     let mut rng = Rng(p.seed ^ 0x5eed);
+    // People's choices draw from their own stream, so that arrivals do not depend on the
+    // order in which the engine's stages report what they did.
+    let mut act_rng = Rng(p.seed ^ 0xac75);
     let n_workers = city.workers().len();
     let n_cells = city.grid().len();
     // Workers: a shift each, a position in their home cells or their street's first cell.
@@ -381,7 +384,7 @@ pub fn run(
             let case = CaseId(case);
             let cmd = match act {
                 Act::AcceptOrReturn(worker) => {
-                    if rng.below(100) < 4 {
+                    if act_rng.below(100) < 4 {
                         people[worker.index()].returned += 1;
                         Command::Return { case, worker }
                     } else {
@@ -394,16 +397,16 @@ pub fn run(
                 }
                 Act::Verify => Command::Verify {
                     case,
-                    by: if rng.below(3) == 0 {
+                    by: if act_rng.below(3) == 0 {
                         Verifier::Center
                     } else {
-                        Verifier::Inspector(rng.below(40) as u32)
+                        Verifier::Inspector(act_rng.below(40) as u32)
                     },
-                    passed: rng.below(100) >= 6,
+                    passed: act_rng.below(100) >= 6,
                 },
                 Act::Close => Command::Close {
                     case,
-                    satisfaction: Some(match rng.below(100) {
+                    satisfaction: Some(match act_rng.below(100) {
                         0..=79 => Satisfaction::Satisfied,
                         80..=93 => Satisfaction::Basic,
                         _ => Satisfaction::Dissatisfied,
@@ -441,14 +444,15 @@ pub fn run(
         engine.tick();
         engine.flush();
         // React to what happened.
+        let mut seen = Vec::new();
         while let Some(notice) = sub.try_recv() {
-            let e = match notice {
-                Notice::Event(e) => e,
-                Notice::Missed(k) => {
-                    out.missed_events += k;
-                    continue;
-                }
-            };
+            match notice {
+                Notice::Event(e) => seen.push(e),
+                Notice::Missed(k) => out.missed_events += k,
+            }
+        }
+        seen.sort_by_key(|e| (e.case, e.seq));
+        for e in seen {
             let id = e.case.0 as usize;
             if out.streamed.len() <= id {
                 out.streamed.resize(id + 1, None);
@@ -461,7 +465,7 @@ pub fn run(
             match t.to() {
                 CaseState::Dispatched => {
                     if let Some(w) = t.worker() {
-                        let when = people[w.index()].next_on(at) + rng.minutes(2, 20);
+                        let when = people[w.index()].next_on(at) + act_rng.minutes(2, 20);
                         heap.push(Reverse((when, id as u64, Act::AcceptOrReturn(w))));
                     }
                 }
@@ -479,9 +483,9 @@ pub fn run(
                         .category(case.category)
                         .and_then(|c| c.deadline(case.priority))
                         .unwrap_or(Duration::from_secs(24 * 3600));
-                    let median = (deadline.as_millis() as f64 * 0.12)
-                        .clamp(20.0 * MINUTE as f64, 6.0 * 3600_000.0);
-                    let work = (median * (rng.normal() * 0.8).exp()) as u64;
+                    let median = (deadline.as_millis() as f64 * 0.03)
+                        .clamp(15.0 * MINUTE as f64, 2.0 * 3_600_000.0);
+                    let work = (median * (act_rng.normal() * 0.7).exp()) as u64;
                     let start = at.max(person.free_at);
                     let done = person.finish(start, travel + work);
                     person.free_at = done;
@@ -489,13 +493,25 @@ pub fn run(
                     heap.push(Reverse((done, id as u64, Act::Resolve(w))));
                 }
                 CaseState::Resolved => {
-                    heap.push(Reverse((at + rng.minutes(15, 120), id as u64, Act::Verify)));
+                    heap.push(Reverse((
+                        at + act_rng.minutes(15, 120),
+                        id as u64,
+                        Act::Verify,
+                    )));
                 }
                 CaseState::Verified => {
-                    heap.push(Reverse((at + rng.minutes(5, 40), id as u64, Act::Close)));
+                    heap.push(Reverse((
+                        at + act_rng.minutes(5, 40),
+                        id as u64,
+                        Act::Close,
+                    )));
                 }
                 CaseState::Ruling => {
-                    heap.push(Reverse((at + rng.minutes(10, 60), id as u64, Act::Manual)));
+                    heap.push(Reverse((
+                        at + act_rng.minutes(10, 60),
+                        id as u64,
+                        Act::Manual,
+                    )));
                 }
                 _ => {}
             }
