@@ -244,14 +244,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                     }),
                     CaseState::Ruling | CaseState::Queued if passes > 2 => {
                         // The center steps in: a worker of the case's cell, else anyone.
-                        let cell_workers = engine
-                            .case(case)
-                            .and_then(|k| k.cell)
-                            .map(|cell| city.workers_in(cell).to_vec())
-                            .unwrap_or_default();
-                        let worker = cell_workers
-                            .first()
-                            .copied()
+                        let worker = c
+                            .cell
+                            .and_then(|cell| city.workers_in(cell).first().copied())
                             .or_else(|| WorkerId::from_index(rng.below(n_workers)))
                             .ok_or("worker")?;
                         commands.push(Command::Dispatch {

@@ -83,6 +83,7 @@
 
 pub mod city;
 mod clock;
+mod csr;
 mod error;
 pub mod grid;
 mod pipeline;

@@ -6,487 +6,87 @@
 //! departments, agencies sent down by vertical departments, a catalogue across the four
 //! platforms with realistic deadlines, duty lists with a few per-unit overrides, service
 //! points and a few hundred multi-role workers. Everything is deterministic.
+//!
+//! The catalogue (roles, service items, categories, default duty lists) and the templates of
+//! the departments, organs, agencies and street forces are data, `src/city/demo.toml`, in
+//! the crate's own config format and compiled into the crate; the code expands them per
+//! district and street office.
 
 use crate::rng::SplitMix64;
+use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use super::config::{
-    AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS, DeadlineConfig,
-    DepartmentConfig, DistrictConfig, DutyLevel, DutyListsConfig, DutyOverrideConfig,
-    MandatoryOrgan, OrganConfig, OrganKind, Platform, Priority, RoleConfig, ServiceItemConfig,
-    ServicePointConfig, StreetConfig, UnitConfig, WorkerConfig, WorkerKind,
+    AgencyConfig, CategoryConfig, CityConfig, CommunityConfig, DEFAULT_MAX_ORGANS,
+    DepartmentConfig, DistrictConfig, DutyListsConfig, DutyOverrideConfig, OrganConfig, Platform,
+    RoleConfig, ServiceItemConfig, ServicePointConfig, StreetConfig, UnitConfig, WorkerConfig,
+    WorkerKind,
 };
 use super::error::{ConfigError, ConfigProblem, ConfigProblemKind};
 use super::model::City;
 use crate::grid::{CellId, Grid, Location};
 
-/// Roles: (id, name).
-const ROLES: [(&str, &str); 13] = [
-    ("public_order", "综治"),
-    ("justice", "司法"),
-    ("police", "公安"),
-    ("urban_management", "城管"),
-    ("emergency", "应急"),
-    ("petition", "信访"),
-    ("ethnic_religious", "民宗"),
-    ("civil_affairs", "民政"),
-    ("party_building", "党建"),
-    ("market", "市场监管"),
-    ("housing", "住建"),
-    ("health", "卫健"),
-    ("service", "便民服务"),
-];
-
-/// District departments: (key, name after the district's name, key reported to).
-const DEPARTMENTS: [(&str, &str, Option<&str>); 15] = [
-    ("org", "委组织部", None),
-    ("cg", "城市管理局", None),
-    ("zf", "综合行政执法局", None),
-    ("zfdd", "综合行政执法大队", Some("zf")),
-    ("mz", "民政局", None),
-    ("sp", "行政审批服务局", None),
-    ("yj", "应急管理局", None),
-    ("xf", "信访局", None),
-    ("sf", "司法局", None),
-    ("zj", "住房和城乡建设局", None),
-    ("sj", "市场监督管理局", None),
-    ("wj", "卫生健康局", None),
-    ("mzj", "民族宗教事务局", None),
-    ("zfw", "委政法委", None),
-    ("ga", "公安分局", None),
-];
-
-/// Street organs, mandatory first so that a low organ limit keeps them: (key, name, kind,
-/// mandatory, platform, department keys).
-type OrganRow = (
-    &'static str,
-    &'static str,
-    OrganKind,
-    Option<MandatoryOrgan>,
-    Option<Platform>,
-    &'static [&'static str],
-);
-const ORGANS: [OrganRow; 11] = [
-    (
-        "dj",
-        "党建工作办公室",
-        OrganKind::Internal,
-        Some(MandatoryOrgan::PartyBuildingOffice),
-        Some(Platform::PartyBuilding),
-        &["org"],
-    ),
-    (
-        "zf",
-        "综合行政执法办公室",
-        OrganKind::Internal,
-        Some(MandatoryOrgan::LawEnforcementOffice),
-        Some(Platform::LawEnforcement),
-        &["zf", "cg"],
-    ),
-    (
-        "bm",
-        "便民服务中心",
-        OrganKind::Institution,
-        Some(MandatoryOrgan::PublicServiceCenter),
-        Some(Platform::PublicService),
-        &["sp", "mz"],
-    ),
-    (
-        "zz",
-        "综合治理中心",
-        OrganKind::Institution,
-        Some(MandatoryOrgan::GovernanceCenter),
-        Some(Platform::Governance),
-        &["zfw", "xf", "sf"],
-    ),
-    (
-        "ca",
-        "城市管理办公室",
-        OrganKind::Internal,
-        None,
-        Some(Platform::LawEnforcement),
-        &["cg", "zj"],
-    ),
-    (
-        "sw",
-        "社会事务办公室",
-        OrganKind::Internal,
-        None,
-        Some(Platform::PublicService),
-        &["mz", "wj"],
-    ),
-    (
-        "pa",
-        "平安建设办公室",
-        OrganKind::Internal,
-        None,
-        Some(Platform::Governance),
-        &["yj", "zfw", "mzj"],
-    ),
-    ("dz", "党政办公室", OrganKind::Internal, None, None, &[]),
-    (
-        "jj",
-        "经济发展办公室",
-        OrganKind::Internal,
-        None,
-        None,
-        &["sj"],
-    ),
-    (
-        "ty",
-        "退役军人服务站",
-        OrganKind::Institution,
-        None,
-        Some(Platform::PublicService),
-        &["mz"],
-    ),
-    (
-        "cs",
-        "财政审计中心",
-        OrganKind::Institution,
-        None,
-        None,
-        &[],
-    ),
-];
-
-/// Agencies per street office: (key, name suffix, sending department key, platform).
-const AGENCIES: [(&str, &str, &str, Platform); 3] = [
-    ("pcs", "派出所", "ga", Platform::Governance),
-    ("sfs", "司法所", "sf", Platform::Governance),
-    ("scjgs", "市场监管所", "sj", Platform::LawEnforcement),
-];
-
-/// Service items: (id, name).
-const SERVICE_ITEMS: [(&str, &str); 5] = [
-    ("licence", "营业执照办理"),
-    ("social_insurance", "社保医保办理"),
-    ("residence_permit", "居住证办理"),
-    ("elderly_card", "老年优待证办理"),
-    ("party_transfer", "党组织关系转接"),
-];
-
-/// Deadlines in hours: urgent, high, normal, low.
-type Hours = [f64; 4];
-
-/// Which default lists hold a category.
-#[derive(Clone, Copy, PartialEq)]
-enum Lists {
-    /// Community and street office (the street office takes it where a community may not).
-    Both,
-    /// Street office only.
-    Street,
-    /// Neither: the owning department holds it (or a per-unit override adds it).
-    None,
+/// The demo's catalogue and organisation templates, kept as data in the crate's own config
+/// format (`demo.toml`): department, organ and agency ids there are keys that
+/// [`demo_config_for`] expands per district and street office.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Catalogue {
+    roles: Vec<RoleConfig>,
+    service_items: Vec<ServiceItemConfig>,
+    departments: Vec<DepartmentTemplate>,
+    /// Mandatory organs first, so that a district's lower organ limit keeps them.
+    organs: Vec<OrganConfig>,
+    agencies: Vec<AgencyTemplate>,
+    categories: Vec<CategoryConfig>,
+    /// The default lists; the per-unit overrides are generated.
+    duty_lists: DutyListsConfig,
+    forces: Vec<ForceTemplate>,
 }
 
-/// The catalogue: (code, name, platform, roles, level, owning department key, deadlines,
-/// default lists, service item).
-type CategoryRow = (
-    &'static str,
-    &'static str,
-    Platform,
-    &'static [&'static str],
-    DutyLevel,
-    &'static str,
-    Hours,
-    Lists,
-    Option<&'static str>,
-);
-const CATEGORIES: [CategoryRow; 26] = {
-    use DutyLevel::{Community, District, Grid, Street};
-    use Platform::{
-        Governance as Gov, LawEnforcement as Law, PartyBuilding as Party, PublicService as Svc,
-    };
-    [
-        (
-            "ZF-01",
-            "暴露垃圾",
-            Law,
-            &["urban_management"],
-            Grid,
-            "cg",
-            [1.0, 2.0, 4.0, 8.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "ZF-02",
-            "违章停车",
-            Law,
-            &["urban_management", "police"],
-            Street,
-            "zf",
-            [0.5, 1.0, 2.0, 4.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-03",
-            "井盖破损缺失",
-            Law,
-            &["urban_management"],
-            Street,
-            "cg",
-            [2.0, 24.0, 72.0, 168.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-04",
-            "占道经营",
-            Law,
-            &["urban_management"],
-            Street,
-            "zf",
-            [1.0, 4.0, 24.0, 48.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-05",
-            "私搭乱建",
-            Law,
-            &["urban_management", "housing"],
-            Street,
-            "zfdd",
-            [24.0, 72.0, 168.0, 336.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-06",
-            "路灯不亮",
-            Law,
-            &["urban_management"],
-            Street,
-            "cg",
-            [4.0, 24.0, 72.0, 168.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-07",
-            "违规户外广告",
-            Law,
-            &["urban_management"],
-            District,
-            "cg",
-            [24.0, 72.0, 168.0, 336.0],
-            Lists::None,
-            None,
-        ),
-        (
-            "ZF-08",
-            "道路破损",
-            Law,
-            &["urban_management", "housing"],
-            Street,
-            "zj",
-            [4.0, 48.0, 120.0, 240.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZF-09",
-            "食品安全投诉",
-            Law,
-            &["market"],
-            Street,
-            "sj",
-            [2.0, 24.0, 72.0, 168.0],
-            Lists::None,
-            None,
-        ),
-        (
-            "ZF-10",
-            "乱贴乱画",
-            Law,
-            &["urban_management"],
-            Grid,
-            "cg",
-            [2.0, 4.0, 12.0, 24.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "ZZ-01",
-            "邻里纠纷",
-            Gov,
-            &["justice", "public_order"],
-            Community,
-            "sf",
-            [2.0, 24.0, 72.0, 168.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "ZZ-02",
-            "信访诉求",
-            Gov,
-            &["petition"],
-            Street,
-            "xf",
-            [24.0, 72.0, 360.0, 720.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZZ-03",
-            "消防安全隐患",
-            Gov,
-            &["emergency", "public_order"],
-            Grid,
-            "yj",
-            [1.0, 4.0, 24.0, 72.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "ZZ-04",
-            "治安隐患",
-            Gov,
-            &["police", "public_order"],
-            Community,
-            "ga",
-            [1.0, 4.0, 24.0, 72.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "ZZ-05",
-            "物业纠纷",
-            Gov,
-            &["justice", "housing"],
-            Community,
-            "zj",
-            [24.0, 72.0, 168.0, 336.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZZ-06",
-            "民族宗教事务",
-            Gov,
-            &["ethnic_religious"],
-            Street,
-            "mzj",
-            [4.0, 24.0, 72.0, 168.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZZ-07",
-            "安全生产隐患",
-            Gov,
-            &["emergency"],
-            Street,
-            "yj",
-            [1.0, 8.0, 48.0, 120.0],
-            Lists::Street,
-            None,
-        ),
-        (
-            "ZZ-08",
-            "群租房隐患",
-            Gov,
-            &["police", "housing"],
-            Community,
-            "ga",
-            [4.0, 24.0, 72.0, 168.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "FW-01",
-            "老人帮扶",
-            Svc,
-            &["civil_affairs", "service"],
-            Grid,
-            "mz",
-            [2.0, 8.0, 24.0, 72.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "FW-02",
-            "营业执照咨询",
-            Svc,
-            &["service"],
-            Street,
-            "sp",
-            [4.0, 8.0, 24.0, 72.0],
-            Lists::Street,
-            Some("licence"),
-        ),
-        (
-            "FW-03",
-            "社保医保办理",
-            Svc,
-            &["service"],
-            Street,
-            "sp",
-            [4.0, 8.0, 24.0, 72.0],
-            Lists::Street,
-            Some("social_insurance"),
-        ),
-        (
-            "FW-04",
-            "残疾人帮扶",
-            Svc,
-            &["civil_affairs"],
-            Community,
-            "mz",
-            [4.0, 24.0, 72.0, 168.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "FW-05",
-            "低保申请协助",
-            Svc,
-            &["civil_affairs"],
-            Community,
-            "mz",
-            [24.0, 72.0, 168.0, 336.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "FW-06",
-            "居住证办理",
-            Svc,
-            &["service", "police"],
-            Street,
-            "ga",
-            [8.0, 24.0, 72.0, 168.0],
-            Lists::Street,
-            Some("residence_permit"),
-        ),
-        (
-            "DJ-01",
-            "党员服务需求",
-            Party,
-            &["party_building"],
-            Community,
-            "org",
-            [4.0, 24.0, 72.0, 168.0],
-            Lists::Both,
-            None,
-        ),
-        (
-            "DJ-02",
-            "党组织关系转接",
-            Party,
-            &["party_building"],
-            Street,
-            "org",
-            [24.0, 72.0, 168.0, 336.0],
-            Lists::Street,
-            Some("party_transfer"),
-        ),
-    ]
-};
+/// A district department: `<district>-<id>`, named `<district><name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepartmentTemplate {
+    id: String,
+    name: String,
+    #[serde(default)]
+    reports_to: Option<String>,
+}
+
+/// An agency in every street office: `<street>-<id>`, named `<short street name><name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgencyTemplate {
+    id: String,
+    name: String,
+    department: String,
+    platform: Platform,
+}
+
+/// A street office's own force: `count` workers of the organ or agency `unit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForceTemplate {
+    unit: String,
+    count: usize,
+    kind: WorkerKind,
+    roles: Vec<String>,
+}
+
+const CATALOGUE_TOML: &str = include_str!("demo.toml");
+
+fn parse_catalogue() -> Result<Catalogue, toml::de::Error> {
+    toml::from_str(CATALOGUE_TOML)
+}
+
+/// The embedded catalogue, parsed once.
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    // The file is compiled in and parsed by this module's tests: only a broken file fails.
+    CATALOGUE.get_or_init(|| parse_catalogue().expect("src/city/demo.toml is a valid catalogue"))
+}
 
 /// The grid of the demo city: the built-in demo grid
 /// ([`generate::demo_grid`](crate::generate::demo_grid)), about 3,200 cells of 500 m over
@@ -639,6 +239,7 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         return Err(ConfigError::Problems(problems));
     }
 
+    let cat = catalogue();
     let mut rng = SplitMix64(0x5eed_c17a_9e00_0001);
     let dept_id = |district: &str, key: &str| format!("{district}-{key}");
 
@@ -664,14 +265,12 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
     let departments: Vec<DepartmentConfig> = districts
         .iter()
         .flat_map(|d| {
-            DEPARTMENTS
-                .iter()
-                .map(move |(key, name, up)| DepartmentConfig {
-                    id: dept_id(d, key),
-                    name: format!("{d}{name}"),
-                    district: d.clone(),
-                    reports_to: up.map(|u| dept_id(d, u)),
-                })
+            cat.departments.iter().map(move |t| DepartmentConfig {
+                id: dept_id(d, &t.id),
+                name: format!("{d}{}", t.name),
+                district: d.clone(),
+                reports_to: t.reports_to.as_deref().map(|u| dept_id(d, u)),
+            })
         })
         .collect();
 
@@ -687,23 +286,18 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
                 .get(d.as_str())
                 .copied()
                 .unwrap_or(DEFAULT_MAX_ORGANS);
-            let count = (limit as usize).min(ORGANS.len());
+            let count = (limit as usize).min(cat.organs.len());
             StreetConfig {
                 id: s.clone(),
                 name: s.clone(),
                 district: d.clone(),
-                organs: ORGANS[..count]
+                organs: cat.organs[..count]
                     .iter()
-                    .map(
-                        |(key, name, kind, mandatory, platform, depts)| OrganConfig {
-                            id: format!("{s}-{key}"),
-                            name: name.to_string(),
-                            kind: *kind,
-                            mandatory: *mandatory,
-                            platform: *platform,
-                            departments: depts.iter().map(|k| dept_id(d, k)).collect(),
-                        },
-                    )
+                    .map(|o| OrganConfig {
+                        id: format!("{s}-{}", o.id),
+                        departments: o.departments.iter().map(|k| dept_id(d, k)).collect(),
+                        ..o.clone()
+                    })
                     .collect(),
             }
         })
@@ -713,15 +307,13 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         .iter()
         .flat_map(|(s, d)| {
             let short = short(s);
-            AGENCIES
-                .iter()
-                .map(move |(key, suffix, dept, platform)| AgencyConfig {
-                    id: format!("{s}-{key}"),
-                    name: format!("{short}{suffix}"),
-                    department: dept_id(d, dept),
-                    street: s.clone(),
-                    platform: Some(*platform),
-                })
+            cat.agencies.iter().map(move |t| AgencyConfig {
+                id: format!("{s}-{}", t.id),
+                name: format!("{short}{}", t.name),
+                department: dept_id(d, &t.department),
+                street: s.clone(),
+                platform: Some(t.platform),
+            })
         })
         .collect();
 
@@ -735,33 +327,19 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         })
         .collect();
 
-    let categories: Vec<CategoryConfig> = CATEGORIES
+    // Each category is owned in every district by that district's department of its key.
+    let categories: Vec<CategoryConfig> = cat
+        .categories
         .iter()
-        .map(
-            |(code, name, platform, roles, level, dept, hours, _, item)| CategoryConfig {
-                code: code.to_string(),
-                name: name.to_string(),
-                platform: *platform,
-                roles: roles.iter().map(|r| r.to_string()).collect(),
-                deadlines: Priority::ALL
-                    .iter()
-                    .zip(hours)
-                    .map(|(&priority, &hours)| DeadlineConfig { priority, hours })
-                    .collect(),
-                level: *level,
-                departments: districts.iter().map(|d| dept_id(d, dept)).collect(),
-                service_item: item.map(str::to_string),
-            },
-        )
+        .map(|k| CategoryConfig {
+            departments: districts
+                .iter()
+                .flat_map(|d| k.departments.iter().map(move |key| dept_id(d, key)))
+                .collect(),
+            ..k.clone()
+        })
         .collect();
 
-    let listed = |want: &[Lists]| -> Vec<String> {
-        CATEGORIES
-            .iter()
-            .filter(|row| want.contains(&row.7))
-            .map(|row| row.0.to_string())
-            .collect()
-    };
     let mut overrides = Vec::new();
     // Every third street office has a market-supervision team of its own for food-safety
     // complaints; elsewhere they go to the district's market-supervision bureau.
@@ -793,8 +371,8 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         }
     }
     let duty_lists = DutyListsConfig {
-        community: listed(&[Lists::Both]),
-        street: listed(&[Lists::Both, Lists::Street]),
+        community: cat.duty_lists.community.clone(),
+        street: cat.duty_lists.street.clone(),
         overrides,
     };
 
@@ -813,7 +391,7 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
                 name: format!("{}便民服务中心", short(s)),
                 unit: s.clone(),
                 position: pos,
-                items: SERVICE_ITEMS.iter().map(|(id, _)| id.to_string()).collect(),
+                items: cat.service_items.iter().map(|i| i.id.clone()).collect(),
             });
         }
     }
@@ -857,20 +435,8 @@ fn config_for(grid: &Grid, workers_wanted: Option<usize>) -> Result<CityConfig, 
         communities: community_configs,
         departments,
         agencies,
-        roles: ROLES
-            .iter()
-            .map(|(id, name)| RoleConfig {
-                id: id.to_string(),
-                name: name.to_string(),
-            })
-            .collect(),
-        service_items: SERVICE_ITEMS
-            .iter()
-            .map(|(id, name)| ServiceItemConfig {
-                id: id.to_string(),
-                name: name.to_string(),
-            })
-            .collect(),
+        roles: cat.roles.clone(),
+        service_items: cat.service_items.clone(),
         categories,
         duty_lists,
         service_points,
@@ -895,51 +461,6 @@ fn person_name(rng: &mut SplitMix64) -> String {
     )
 }
 
-/// Each street office's own forces (由镇街统筹辖区内派驻的和自身的执法力量): (organ or agency
-/// key, how many, kind, roles). Organs a district's organ limit leaves out have no staff.
-type ForceRow = (&'static str, usize, WorkerKind, &'static [&'static str]);
-const FORCES: [ForceRow; 9] = [
-    (
-        "zf",
-        3,
-        WorkerKind::LawEnforcementOfficer,
-        &["urban_management", "police", "housing"],
-    ),
-    (
-        "ca",
-        1,
-        WorkerKind::OrganStaff,
-        &["urban_management", "housing"],
-    ),
-    (
-        "zz",
-        2,
-        WorkerKind::OrganStaff,
-        &["petition", "public_order", "emergency", "ethnic_religious"],
-    ),
-    (
-        "pa",
-        1,
-        WorkerKind::OrganStaff,
-        &["emergency", "public_order", "ethnic_religious"],
-    ),
-    (
-        "bm",
-        2,
-        WorkerKind::OrganStaff,
-        &["service", "civil_affairs", "police"],
-    ),
-    ("dj", 1, WorkerKind::OrganStaff, &["party_building"]),
-    (
-        "pcs",
-        2,
-        WorkerKind::AgencyStaff,
-        &["police", "public_order", "emergency"],
-    ),
-    ("sfs", 1, WorkerKind::AgencyStaff, &["justice", "petition"]),
-    ("scjgs", 1, WorkerKind::AgencyStaff, &["market", "health"]),
-];
-
 /// Every street office's own forces: the staff of its organs and of the agencies it
 /// manages (ids `F0001` ...), each with one to three home cells in the street office's
 /// area, standing in one of them, with a capacity of 4 to 10.
@@ -962,14 +483,14 @@ fn street_forces(
         if area.is_empty() {
             continue;
         }
-        for &(key, count, kind, roles) in &FORCES {
-            let unit = format!("{}-{key}", street.id);
+        for force in &catalogue().forces {
+            let unit = format!("{}-{}", street.id, force.unit);
             let exists =
                 street.organs.iter().any(|o| o.id == unit) || agencies.iter().any(|a| a.id == unit);
             if !exists {
                 continue;
             }
-            for _ in 0..count {
+            for _ in 0..force.count {
                 let first = rng.below(area.len());
                 let cells: Vec<CellId> = (0..1 + rng.below(3))
                     .map(|k| area[(first + k * area.len() / 3) % area.len()])
@@ -983,9 +504,9 @@ fn street_forces(
                 workers.push(WorkerConfig {
                     id: format!("F{n:04}"),
                     name: person_name(rng),
-                    kind,
+                    kind: force.kind,
                     unit: unit.clone(),
-                    roles: roles.iter().map(|r| r.to_string()).collect(),
+                    roles: force.roles.clone(),
                     cells: cells_named,
                     capacity: 4 + rng.below(7) as u32,
                     position,
@@ -1038,7 +559,8 @@ fn demo_workers(
         cells.extend(touching(grid, seed, community).into_iter().take(extra));
         let mut roles: Vec<String> = base_roles(kind).iter().map(|r| r.to_string()).collect();
         // One more role at random: everyone in the grid does several jobs.
-        let more = ROLES[rng.below(ROLES.len())].0.to_string();
+        let roles_all = &catalogue().roles;
+        let more = roles_all[rng.below(roles_all.len())].id.clone();
         if !roles.contains(&more) {
             roles.push(more);
         }
@@ -1128,6 +650,50 @@ mod tests {
             }
         }
         Grid::new(cells).unwrap()
+    }
+
+    #[test]
+    fn embedded_catalogue_parses() {
+        let cat = parse_catalogue().unwrap_or_else(|e| panic!("src/city/demo.toml: {e}"));
+        assert_eq!(
+            (
+                cat.roles.len(),
+                cat.service_items.len(),
+                cat.categories.len()
+            ),
+            (13, 5, 26)
+        );
+        assert_eq!(
+            (cat.departments.len(), cat.organs.len(), cat.agencies.len()),
+            (15, 11, 3)
+        );
+        assert_eq!(cat.forces.iter().map(|f| f.count).sum::<usize>(), 14);
+        // The first four organs are the mandatory ones: a low organ limit keeps them.
+        assert!(cat.organs[..4].iter().all(|o| o.mandatory.is_some()));
+        assert!(cat.organs[4..].iter().all(|o| o.mandatory.is_none()));
+        assert!(cat.duty_lists.overrides.is_empty());
+        // Every key the file names is defined in it.
+        let dept = |k: &str| cat.departments.iter().any(|d| d.id == k);
+        assert!(
+            cat.categories
+                .iter()
+                .all(|k| k.departments.iter().all(|d| dept(d)))
+        );
+        assert!(
+            cat.organs
+                .iter()
+                .all(|o| o.departments.iter().all(|d| dept(d)))
+        );
+        assert!(cat.agencies.iter().all(|a| dept(&a.department)));
+        assert!(
+            cat.departments
+                .iter()
+                .all(|d| d.reports_to.as_deref().is_none_or(dept))
+        );
+        let unit = |k: &str| {
+            cat.organs.iter().any(|o| o.id == k) || cat.agencies.iter().any(|a| a.id == k)
+        };
+        assert!(cat.forces.iter().all(|f| unit(&f.unit)));
     }
 
     #[test]

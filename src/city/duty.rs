@@ -18,7 +18,7 @@
 
 use super::config::DutyLevel;
 use super::ids::{CategoryId, DepartmentId, OrganId, UnitId};
-use super::model::{City, UnitKind, unit_offset};
+use super::model::{Category, City, Unit, UnitKind, unit_offset};
 
 /// Where a case goes: the unit that holds the duty, or the department it is referred to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -263,13 +263,11 @@ impl<'a> DutyList<'a> {
             UnitKind::Street => DutyLevel::Street,
             _ => DutyLevel::Community,
         };
-        Some(if cat.level > unit_level {
-            Refusal::AboveUnit(cat.level)
-        } else if bit(self.removed, category.index()) {
-            Refusal::Removed
-        } else {
-            Refusal::NotOnList
-        })
+        Some(refusal(
+            cat.level,
+            unit_level,
+            bit(self.removed, category.index()),
+        ))
     }
 
     /// The categories on the list, in catalogue order.
@@ -291,9 +289,38 @@ impl<'a> DutyList<'a> {
     }
 }
 
+/// Why a unit at `unit_level` does not hold a category at `level` that is not on its list,
+/// `removed` saying whether its own override took it off. Precedence: a duty above the
+/// unit is refused for that reason even if the override also removes it; then the
+/// override; else it simply is not listed. Both the precomputed traces and
+/// [`DutyList::refusal`] answer with this one rule.
+pub(crate) fn refusal(level: DutyLevel, unit_level: DutyLevel, removed: bool) -> Refusal {
+    if level > unit_level {
+        Refusal::AboveUnit(level)
+    } else if removed {
+        Refusal::Removed
+    } else {
+        Refusal::NotOnList
+    }
+}
+
 #[inline]
 fn bit(words: &[u64], i: usize) -> bool {
     words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+}
+
+/// What the admission precompute reads from the city being built.
+pub(crate) struct Precompute<'a> {
+    /// All units, laid out by kind.
+    pub(crate) units: &'a [Unit],
+    /// The communities' range in `units`.
+    pub(crate) communities: std::ops::Range<usize>,
+    /// The catalogue.
+    pub(crate) categories: &'a [Category],
+    /// Per unit, its organ of each platform.
+    pub(crate) platform_organs: &'a [[OrganId; 4]],
+    /// The department that owns a category in a district, if any.
+    pub(crate) owner: &'a dyn Fn(usize, UnitId) -> Option<DepartmentId>,
 }
 
 /// Duty lists as bitsets per unit, and the precomputed admissions.
@@ -351,8 +378,81 @@ impl DutyTable {
         bit(Self::row(&self.added, self.words, unit.index()), category)
     }
 
-    pub(crate) fn set_admissions(&mut self, admissions: Vec<Admission>) {
+    /// Decides every community and category once, so that [`City::admit`] is a table
+    /// read: the community if its list holds the category, else its street office's
+    /// platform organ if the street's list does, else the district department that owns
+    /// it. Returns the pairs nobody holds, as (category, district), one per community.
+    pub(crate) fn precompute(&mut self, input: &Precompute<'_>) -> Vec<(usize, UnitId)> {
+        let Precompute {
+            units,
+            categories,
+            platform_organs,
+            owner,
+            ..
+        } = *input;
+        let n_cats = categories.len();
+        let mut admissions = Vec::with_capacity(input.communities.len() * n_cats);
+        let mut unheld = Vec::new();
+        let why = |unit: UnitId, cat: usize, unit_level: DutyLevel| {
+            let removed = bit(Self::row(&self.removed, self.words, unit.index()), cat);
+            refusal(categories[cat].level, unit_level, removed)
+        };
+        for m in input.communities.clone() {
+            let community = UnitId(m as u32);
+            let street = units[m].parent;
+            let district = street.and_then(|s| units[s.index()].parent);
+            for (cat, category) in categories.iter().enumerate() {
+                let decided = if self.holds(community, cat) {
+                    Some((
+                        Holder::Community(community),
+                        AdmissionTrace::CommunityList {
+                            by_override: self.was_added(community, cat),
+                        },
+                    ))
+                } else if let Some(s) = street.filter(|s| self.holds(*s, cat)) {
+                    Some((
+                        Holder::Street {
+                            street: s,
+                            organ: platform_organs[s.index()][category.platform.index()],
+                        },
+                        AdmissionTrace::StreetList {
+                            community,
+                            refusal: why(community, cat, DutyLevel::Community),
+                            by_override: self.was_added(s, cat),
+                        },
+                    ))
+                } else {
+                    match (street, district) {
+                        (Some(s), Some(d)) => owner(cat, d).map(|dept| {
+                            (
+                                Holder::Department(dept),
+                                AdmissionTrace::Referred {
+                                    community,
+                                    community_refusal: why(community, cat, DutyLevel::Community),
+                                    street: s,
+                                    street_refusal: why(s, cat, DutyLevel::Street),
+                                },
+                            )
+                        }),
+                        _ => None,
+                    }
+                };
+                match decided {
+                    Some((holder, trace)) => admissions.push(Admission {
+                        category: CategoryId(cat as u32),
+                        holder,
+                        trace,
+                    }),
+                    None => {
+                        if let Some(d) = district {
+                            unheld.push((cat, d));
+                        }
+                    }
+                }
+            }
+        }
         self.admissions = admissions;
+        unheld
     }
 
     #[inline]
@@ -380,5 +480,35 @@ impl DutyTable {
     pub(crate) fn heap_bytes(&self) -> usize {
         (self.held.capacity() + self.added.capacity() + self.removed.capacity()) * 8
             + self.admissions.capacity() * std::mem::size_of::<Admission>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DutyLevel::{Community, District, Grid, Street};
+
+    #[test]
+    fn refusal_precedence_by_hand() {
+        // (category level, unit level, removed by the unit's override) -> refusal
+        let cases = [
+            (Street, Community, false, Refusal::AboveUnit(Street)),
+            (Street, Community, true, Refusal::AboveUnit(Street)),
+            (District, Street, true, Refusal::AboveUnit(District)),
+            (District, Community, false, Refusal::AboveUnit(District)),
+            (Community, Community, true, Refusal::Removed),
+            (Grid, Community, true, Refusal::Removed),
+            (Street, Street, true, Refusal::Removed),
+            (Community, Community, false, Refusal::NotOnList),
+            (Grid, Street, false, Refusal::NotOnList),
+            (Street, Street, false, Refusal::NotOnList),
+        ];
+        for (level, unit_level, removed, want) in cases {
+            assert_eq!(
+                refusal(level, unit_level, removed),
+                want,
+                "{level:?} at a {unit_level:?} unit, removed: {removed}"
+            );
+        }
     }
 }

@@ -190,63 +190,9 @@ pub struct UnknownId {
     pub index: usize,
 }
 
-/// Compressed rows: `rows[i]` is a slice into one flat vector. Built once, read with no
-/// allocation.
-#[derive(Debug, Clone)]
-pub(crate) struct Csr<T> {
-    offsets: Vec<u32>,
-    items: Vec<T>,
-}
-
-impl<T: Copy> Csr<T> {
-    /// Rows from `(row, item)` pairs; rows keep the pairs' relative order.
-    pub(crate) fn from_pairs(rows: usize, pairs: &[(usize, T)]) -> Csr<T> {
-        let mut offsets = vec![0u32; rows + 1];
-        for &(r, _) in pairs {
-            offsets[r + 1] += 1;
-        }
-        for i in 0..rows {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill: Vec<u32> = offsets[..rows].to_vec();
-        let mut items: Vec<Option<T>> = vec![None; pairs.len()];
-        for &(r, t) in pairs {
-            items[fill[r] as usize] = Some(t);
-            fill[r] += 1;
-        }
-        Csr {
-            offsets,
-            items: items.into_iter().flatten().collect(),
-        }
-    }
-
-    /// Row `i`, empty if out of range.
-    #[inline]
-    pub(crate) fn row(&self, i: usize) -> &[T] {
-        match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(&a), Some(&b)) => self.items.get(a as usize..b as usize).unwrap_or(&[]),
-            _ => &[],
-        }
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.items.capacity() * std::mem::size_of::<T>()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csr_rows_hold_their_pairs_in_order() {
-        let csr = Csr::from_pairs(4, &[(2, 'a'), (0, 'b'), (2, 'c'), (3, 'd')]);
-        assert_eq!(csr.row(0), &['b']);
-        assert_eq!(csr.row(1), &[] as &[char]);
-        assert_eq!(csr.row(2), &['a', 'c']);
-        assert_eq!(csr.row(3), &['d']);
-        assert_eq!(csr.row(4), &[] as &[char]);
-    }
 
     #[test]
     fn role_set_is_bitwise() {

@@ -27,7 +27,7 @@ pub(crate) mod demo;
 mod duty;
 mod error;
 mod ids;
-pub(crate) use ids::Csr;
+pub(crate) use crate::csr::Csr;
 mod model;
 mod org;
 pub(crate) mod validate;

@@ -8,11 +8,12 @@ use std::time::Duration;
 use super::config::{DutyLevel, MandatoryOrgan, OrganKind, Platform};
 use super::duty::{Admission, DutyTable};
 use super::ids::{
-    AgencyId, CategoryId, Csr, DepartmentId, OrganId, Role, RoleSet, ServiceItemId, ServicePointId,
+    AgencyId, CategoryId, DepartmentId, OrganId, Role, RoleSet, ServiceItemId, ServicePointId,
     UnitId, UnknownId, WorkerId,
 };
 use super::org::{OrgGraph, OrgNode};
 use super::workers::{Worker, WorkerUnit, Workforce};
+use crate::csr::Csr;
 use crate::grid::{CellId, Grid, Location};
 
 /// What level of the hierarchy a unit is.

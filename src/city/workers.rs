@@ -2,7 +2,8 @@
 //! state while the engine runs (on duty, load, moving position) belongs to the router.
 
 use super::config::WorkerKind;
-use super::ids::{AgencyId, Csr, OrganId, RoleSet, UnitId, WorkerId};
+use super::ids::{AgencyId, OrganId, RoleSet, UnitId, WorkerId};
+use crate::csr::Csr;
 use crate::grid::{CellId, Location};
 
 /// Someone enrolled in the grid, as configured.

@@ -25,6 +25,7 @@
 use super::cell::CellId;
 use super::geometry::{BBox, Shapes, Side, bbox_contains, orient, ring_side};
 use super::location::Location;
+use crate::csr::Csr;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
 
@@ -34,7 +35,8 @@ pub const BUCKETS_PER_CELL: usize = 32;
 
 /// The table never grows beyond this many buckets (256 MiB).
 const MAX_BUCKETS: usize = 1 << 26;
-/// The most (bucket, cell) or (bucket, edge) pairs the build may hold at once.
+/// The most (bucket, cell) or (bucket, edge) pairs the build may hold at once: overlapping
+/// giant cells could ask for more than memory allows, and the build refuses instead.
 const MAX_ROW_ITEMS: u64 = 1 << 27;
 
 const TAG_SHIFT: u32 = 30;
@@ -112,46 +114,6 @@ pub(crate) struct BucketIndex {
     stats: IndexStats,
 }
 
-/// Compressed rows: `start[i]..start[i + 1]` index `items` for row `i`.
-struct Rows<T> {
-    start: Vec<u32>,
-    items: Vec<T>,
-}
-
-impl<T: Copy + Default> Rows<T> {
-    /// Two passes over `each`: count, then fill. `each(emit)` must emit the same
-    /// `(row, item)` pairs both times.
-    fn build(rows: usize, each: impl Fn(&mut dyn FnMut(usize, T))) -> Option<Rows<T>> {
-        let mut count = vec![0u32; rows + 1];
-        let mut total = 0u64;
-        each(&mut |row, _| {
-            count[row + 1] = count[row + 1].saturating_add(1);
-            total += 1;
-        });
-        // Overlapping giant cells could ask for more than memory allows: refuse instead.
-        if total > MAX_ROW_ITEMS {
-            return None;
-        }
-        for i in 0..rows {
-            count[i + 1] += count[i];
-        }
-        let mut fill = count.clone();
-        let mut items = vec![T::default(); count[rows] as usize];
-        each(&mut |row, item| {
-            items[fill[row] as usize] = item;
-            fill[row] += 1;
-        });
-        Some(Rows {
-            start: count,
-            items,
-        })
-    }
-
-    fn row(&self, i: usize) -> &[T] {
-        &self.items[self.start[i] as usize..self.start[i + 1] as usize]
-    }
-}
-
 impl BucketIndex {
     /// Builds the table for `shapes` (at least one cell, fewer than [`MAX_CELLS`]); `None`
     /// if the cells' envelopes overlap so much that the build would not fit in memory.
@@ -212,7 +174,7 @@ impl BucketIndex {
         let buckets = nx * ny;
 
         // Cells whose envelope meets each bucket, in input order.
-        let cands: Rows<u32> = Rows::build(buckets, |emit| {
+        let cands: Csr<u32> = Csr::build(buckets, MAX_ROW_ITEMS, |emit| {
             for (c, cb) in shapes.cell_bbox.iter().enumerate() {
                 let (i0, j0, i1, j1) = range(cb);
                 for j in j0..=j1 {
@@ -232,7 +194,7 @@ impl BucketIndex {
             }
             v
         };
-        let edge_rows: Rows<(u32, u32)> = Rows::build(buckets, |emit| {
+        let edge_rows: Csr<(u32, u32)> = Csr::build(buckets, MAX_ROW_ITEMS, |emit| {
             for (r, &cell) in ring_cell.iter().enumerate() {
                 let first = shapes.ring_start[r] as usize;
                 for (k, e) in shapes.ring(r).windows(2).enumerate() {

@@ -249,8 +249,9 @@ impl Grid {
         cell_id(self.tree.locate(&self.shapes, [p.lon(), p.lat()]))
     }
 
-    /// The same answer as [`Grid::locate`], by testing every cell in order. For
-    /// verification.
+    /// The same answer as [`Grid::locate`], by testing every cell in order. It uses the
+    /// same exact predicates as the fast path, so it checks the lookup table, not the
+    /// predicates: an independent check needs a point-in-polygon of its own (or `geo`'s).
     ///
     /// # Complexity
     /// `O(V)` over all vertices of the grid.

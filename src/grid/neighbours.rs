@@ -14,14 +14,14 @@
 
 use super::cell::CellId;
 use super::geometry::{Shapes, orient};
+use crate::csr::Csr;
 use std::time::{Duration, Instant};
 
-/// Adjacency of the grid's cells in compressed sparse row form: the neighbours of cell `c`
-/// are `targets[offsets[c]..offsets[c + 1]]`, sorted by id.
+/// Adjacency of the grid's cells in compressed sparse row form: row `c` holds the
+/// neighbours of cell `c`, sorted by id.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Adjacency {
-    offsets: Vec<u32>,
-    targets: Vec<CellId>,
+    rows: Csr<CellId>,
     components: usize,
     isolated: usize,
     build_time: Duration,
@@ -48,26 +48,17 @@ impl Adjacency {
         let started = Instant::now();
         let n = shapes.cell_count();
         let pairs = neighbour_pairs(shapes);
-        let mut degree = vec![0u32; n + 1];
-        for &(a, b) in &pairs {
-            degree[a as usize + 1] += 1;
-            degree[b as usize + 1] += 1;
-        }
-        for i in 1..degree.len() {
-            degree[i] += degree[i - 1];
-        }
-        let offsets = degree;
-        let mut fill = offsets.clone();
-        let mut targets = vec![CellId(0); pairs.len() * 2];
         // Pairs are sorted by (a, b) with a < b, so writing both directions in pair order
         // leaves each row sorted: a row's smaller ids come from pairs (x, c) seen before
-        // pairs (c, y), and both groups are in increasing order.
-        for &(a, b) in &pairs {
-            targets[fill[a as usize] as usize] = CellId(b);
-            fill[a as usize] += 1;
-            targets[fill[b as usize] as usize] = CellId(a);
-            fill[b as usize] += 1;
-        }
+        // pairs (c, y), and both groups are in increasing order. Fewer than `MAX_CELLS`
+        // cells share far fewer than `u32::MAX` boundary pieces, so the limit never refuses.
+        let rows = Csr::build(n, u64::MAX, |emit| {
+            for &(a, b) in &pairs {
+                emit(a as usize, CellId(b));
+                emit(b as usize, CellId(a));
+            }
+        })
+        .unwrap_or_default();
         let mut sets = petgraph::unionfind::UnionFind::<u32>::new(n);
         for &(a, b) in &pairs {
             sets.union(a, b);
@@ -75,10 +66,9 @@ impl Adjacency {
         let mut roots: Vec<u32> = sets.into_labeling();
         roots.sort_unstable();
         roots.dedup();
-        let isolated = (0..n).filter(|&c| offsets[c] == offsets[c + 1]).count();
+        let isolated = (0..n).filter(|&c| rows.row(c).is_empty()).count();
         Adjacency {
-            offsets,
-            targets,
+            rows,
             components: roots.len(),
             isolated,
             build_time: started.elapsed(),
@@ -88,26 +78,17 @@ impl Adjacency {
     /// The sorted neighbours of `c`; empty for an id outside the grid.
     #[inline]
     pub(crate) fn of(&self, c: CellId) -> &[CellId] {
-        let i = c.index();
-        match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(&s), Some(&e)) => self.targets.get(s as usize..e as usize).unwrap_or(&[]),
-            _ => &[],
-        }
+        self.rows.row(c.index())
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
+        self.rows.rows()
     }
 
     pub(crate) fn stats(&self) -> NeighbourStats {
         NeighbourStats {
-            pairs: self.targets.len() / 2,
-            max_degree: self
-                .offsets
-                .windows(2)
-                .map(|w| (w[1] - w[0]) as usize)
-                .max()
-                .unwrap_or(0),
+            pairs: self.rows.len() / 2,
+            max_degree: self.rows.max_row_len(),
             isolated: self.isolated,
             components: self.components,
             build_time: self.build_time,

@@ -103,13 +103,10 @@ fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
             return;
         }
         let Some(req) = s.req(id, rec) else { return };
-        match s.port.route(&req) {
-            Ok(outcome) => {
-                apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
-            }
-            // Only unknown ids make the router refuse, and collection checked them: queue
-            // nothing, leave the case where it is for the center to see.
-            Err(_) => {}
+        // Only unknown ids make the router refuse, and collection checked them: on a
+        // refusal the case stays where it is, for the center to see.
+        if let Ok(outcome) = s.port.route(&req) {
+            apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
         }
     });
 }

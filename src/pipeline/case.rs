@@ -210,7 +210,8 @@ pub(crate) const F_UNCLAIMED: u8 = 16;
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) description: Box<str>,
-    pub(crate) notes: Vec<(u32, Box<str>)>,
+    /// (index in the history, interned text).
+    pub(crate) notes: Vec<(u32, u32)>,
     pub(crate) duplicates: Vec<CaseId>,
 }
 
@@ -335,19 +336,23 @@ impl Rec {
         let t = Transition::new(at, Some(self.state), to, action, actor, self.worker());
         debug_assert!(super::lifecycle::is_legal_move(self.state, to), "{t:?}");
         self.state = to;
+        // Past the usual seven records a history grows two at a time, not by doubling:
+        // the long ones are few, and doubling would give each of them a half-empty tail.
+        if self.history.len() == self.history.capacity() {
+            self.history.reserve_exact(2);
+        }
         self.history.push(t);
         t
     }
 
-    pub(crate) fn note(&mut self, text: &str) {
+    pub(crate) fn note(&mut self, texts: &Texts, text: &str) {
         let index = self.history.len().saturating_sub(1) as u32;
-        self.extra
-            .get_or_insert_with(Box::default)
-            .notes
-            .push((index, text.into()));
+        let notes = &mut self.extra.get_or_insert_with(Box::default).notes;
+        notes.reserve_exact(1);
+        notes.push((index, texts.intern(text)));
     }
 
-    pub(crate) fn view(&self, id: CaseId) -> Case {
+    pub(crate) fn view(&self, id: CaseId, texts: &Texts) -> Case {
         let extra = self.extra.as_deref();
         Case {
             id,
@@ -384,7 +389,7 @@ impl Rec {
                 .map(|e| {
                     e.notes
                         .iter()
-                        .map(|(i, t)| (*i as usize, t.to_string()))
+                        .map(|&(i, t)| (i as usize, texts.get(t)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -397,6 +402,41 @@ impl Rec {
 
     pub(crate) fn satisfaction(&self) -> Option<Satisfaction> {
         Satisfaction::from_code(self.satisfaction)
+    }
+}
+
+/// Reason texts, each kept once however many cases give it (the same few reasons recur:
+/// "owner abroad", "heavy rain").
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    inner: Mutex<Interned>,
+}
+
+#[derive(Debug, Default)]
+struct Interned {
+    ids: std::collections::HashMap<Box<str>, u32>,
+    texts: Vec<Box<str>>,
+}
+
+impl Texts {
+    pub(crate) fn intern(&self, text: &str) -> u32 {
+        let mut g = self.inner.lock();
+        if let Some(&k) = g.ids.get(text) {
+            return k;
+        }
+        let k = g.texts.len() as u32;
+        g.texts.push(text.into());
+        g.ids.insert(text.into(), k);
+        k
+    }
+
+    pub(crate) fn get(&self, k: u32) -> String {
+        self.inner
+            .lock()
+            .texts
+            .get(k as usize)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -481,6 +521,24 @@ impl Store {
                 }
                 i += 1;
             }
+        }
+    }
+
+    /// Runs `f` on every stored case with an id in `ids`, one lock per segment.
+    pub(crate) fn range(&self, ids: std::ops::Range<u64>, mut f: impl FnMut(u64, &Rec)) {
+        let mut id = ids.start;
+        while id < ids.end {
+            let (seg_no, _) = Store::split(id);
+            let seg_end = (((seg_no as u64) + 1) << SEGMENT_BITS).min(ids.end);
+            if let Some(seg) = self.existing(id) {
+                let g = seg.lock();
+                for i in id..seg_end {
+                    if let Some(rec) = g[Store::split(i).1].as_ref() {
+                        f(i, rec);
+                    }
+                }
+            }
+            id = seg_end;
         }
     }
 

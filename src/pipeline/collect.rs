@@ -156,6 +156,10 @@ impl Dedupe {
                 }
             }
         }
+        // After a rush the table would keep its peak size for good.
+        if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
+            self.map.shrink_to(self.map.len() * 2);
+        }
     }
 }
 
@@ -190,94 +194,105 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>) {
 
 #[derive(Default)]
 struct Scratch {
+    ids: Vec<u64>,
+    categories: Vec<(u32, u64)>,
     locations: Vec<Location>,
     cells: Vec<Option<CellId>>,
+    verdicts: Vec<Verdict>,
     merges: Vec<(u64, u64)>,
 }
 
+#[derive(Clone, Copy)]
+enum Verdict {
+    Reject,
+    Refer(CellId),
+    Merge(CellId, u64),
+    Register(CellId),
+}
+
+/// Three passes, so that the duplicate index is locked only for its own lookups (cases
+/// closing on other threads take it too): read the batch, decide (locate, admit, find
+/// duplicates), then write the batch.
 fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
+    #[cfg(test)]
+    drop(s.pause.lock());
     let now = s.now();
+    sc.ids.clear();
     sc.locations.clear();
-    s.store.each(ids, |_, rec| sc.locations.push(rec.location));
+    sc.categories.clear();
+    s.store.each(ids, |id, rec| {
+        if rec.state == CaseState::Reported {
+            sc.ids.push(id);
+            sc.locations.push(rec.location);
+            sc.categories.push((rec.category, rec.at));
+        }
+    });
     s.city.grid().locate_many(&sc.locations, &mut sc.cells);
-    let mut out = Out::new(s);
-    let mut registered = Vec::with_capacity(ids.len());
-    let mut left = 0u64;
-    sc.merges.clear();
-    {
-        let mut dedupe = s.dedupe.lock();
-        let mut k = 0;
-        s.store.each(ids, |id, rec| {
-            let cell = sc.cells.get(k).copied().flatten();
-            k += 1;
-            if rec.state != CaseState::Reported {
-                return;
-            }
-            out.event(id, 0, rec.history[0]);
-            let admission = cell.and_then(|c| s.city.admit(c, rec.category()).ok());
-            let (Some(cell), Some(admission)) = (cell, admission) else {
-                step(
-                    rec,
-                    id,
-                    now,
-                    CaseState::Rejected,
-                    Action::Reject,
-                    Actor::System,
-                    &mut out,
-                );
-                out.finished.push(id);
-                left += 1;
-                return;
-            };
-            rec.cell = cell.0;
-            if admission.is_referral() {
-                step(
-                    rec,
-                    id,
-                    now,
-                    CaseState::Referred,
-                    Action::Refer,
-                    Actor::System,
-                    &mut out,
-                );
-                out.finished.push(id);
-                left += 1;
-                return;
-            }
-            if dedupe.enabled() {
-                if let Some(parent) = dedupe.find(rec.category, rec.location, rec.at) {
-                    rec.parent = parent;
-                    step(
-                        rec,
-                        id,
-                        now,
-                        CaseState::Merged,
-                        Action::Merge,
-                        Actor::System,
-                        &mut out,
-                    );
-                    sc.merges.push((parent, id));
-                    left += 1;
-                    return;
-                }
-                dedupe.insert(rec.category, rec.location, rec.at, id);
-            }
-            let limit = s.limit_ms(rec);
-            if limit > 0 {
-                rec.due = now.0.saturating_add(limit);
-            }
-            step(
-                rec,
-                id,
-                now,
-                CaseState::Registered,
-                Action::Register,
-                Actor::System,
-                &mut out,
-            );
-            registered.push(id);
+    sc.verdicts.clear();
+    for (k, &cell) in sc.cells.iter().enumerate() {
+        let category = crate::city::CategoryId(sc.categories[k].0);
+        let admission = cell.and_then(|c| s.city.admit(c, category).ok());
+        sc.verdicts.push(match (cell, admission) {
+            (Some(c), Some(a)) if a.is_referral() => Verdict::Refer(c),
+            (Some(c), Some(_)) => Verdict::Register(c),
+            _ => Verdict::Reject,
         });
     }
+    {
+        let mut dedupe = s.dedupe.lock();
+        if dedupe.enabled() {
+            for (k, v) in sc.verdicts.iter_mut().enumerate() {
+                if let Verdict::Register(c) = *v {
+                    let (category, at) = sc.categories[k];
+                    let p = sc.locations[k];
+                    match dedupe.find(category, p, at) {
+                        Some(parent) => *v = Verdict::Merge(c, parent),
+                        None => dedupe.insert(category, p, at, sc.ids[k]),
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Out::new(s);
+    let mut registered = Vec::with_capacity(sc.ids.len());
+    let mut left = 0u64;
+    sc.merges.clear();
+    let mut k = 0;
+    s.store.each(&sc.ids, |id, rec| {
+        let verdict = sc.verdicts[k];
+        k += 1;
+        out.event(id, 0, rec.history[0]);
+        let (to, action) = match verdict {
+            Verdict::Reject => (CaseState::Rejected, Action::Reject),
+            Verdict::Refer(c) => {
+                rec.cell = c.0;
+                (CaseState::Referred, Action::Refer)
+            }
+            Verdict::Merge(c, parent) => {
+                rec.cell = c.0;
+                rec.parent = parent;
+                sc.merges.push((parent, id));
+                (CaseState::Merged, Action::Merge)
+            }
+            Verdict::Register(c) => {
+                rec.cell = c.0;
+                let limit = s.limit_ms(rec);
+                if limit > 0 {
+                    rec.due = now.0.saturating_add(limit);
+                }
+                registered.push(id);
+                // Its timer is armed by the routing outcome, a moment from now.
+                (CaseState::Registered, Action::Register)
+            }
+        };
+        step(rec, id, now, to, action, Actor::System, &mut out);
+        if to.is_terminal() {
+            out.finished.push(id);
+        }
+        if to != CaseState::Registered {
+            left += 1;
+        }
+    });
     s.assigned.fetch_add(left, Ordering::Relaxed);
     for &(parent, child) in &sc.merges {
         link(s, parent, child, now, &mut out);

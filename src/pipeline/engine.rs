@@ -257,6 +257,8 @@ pub struct CaseBrief {
     pub worker: Option<WorkerId>,
     /// Who resolved it last.
     pub resolver: Option<WorkerId>,
+    /// Its cell, once located.
+    pub cell: Option<crate::grid::CellId>,
 }
 
 /// Messages into the collect stage.
@@ -290,6 +292,7 @@ pub(crate) struct Out {
     pub(crate) enqueue: Vec<(OrganId, QueueKey)>,
     pub(crate) arm: Vec<(u64, u64)>,
     pub(crate) finished: Vec<u64>,
+    pub(crate) forget: Vec<u64>,
     pub(crate) dedupe_remove: Vec<(u64, u32, crate::grid::Location)>,
     pub(crate) close_children: Vec<CaseId>,
 }
@@ -325,6 +328,7 @@ pub(crate) struct Shared {
     pub(crate) queues: Vec<Mutex<BTreeSet<QueueKey>>>,
     pub(crate) timers: Mutex<BTreeMap<u64, Vec<u64>>>,
     pub(crate) dedupe: Mutex<Dedupe>,
+    pub(crate) texts: super::case::Texts,
     pub(crate) bus: Bus,
     pub(crate) assign_tx: Sender<AssignMsg>,
     /// The street office of each worker, for queue draining.
@@ -333,6 +337,9 @@ pub(crate) struct Shared {
     pub(crate) assigned: AtomicU64,
     /// Cases that reached a terminal state.
     pub(crate) finished: AtomicU64,
+    /// Held by a test to stop the collect stage where it stands.
+    #[cfg(test)]
+    pub(crate) pause: Mutex<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -381,15 +388,19 @@ impl Shared {
             }
         }
         if !out.arm.is_empty() {
+            let mut arm = out.arm;
+            arm.sort_unstable();
             let mut t = self.timers.lock();
-            for (slot, id) in out.arm {
-                t.entry(slot).or_default().push(id);
+            for run in arm.chunk_by(|a, b| a.0 == b.0) {
+                t.entry(run[0].0)
+                    .or_default()
+                    .extend(run.iter().map(|&(_, id)| id));
             }
         }
         if !out.dedupe_remove.is_empty() {
             self.dedupe.lock().remove(&out.dedupe_remove);
         }
-        self.port.forget(&out.finished);
+        self.port.forget(&out.forget);
         if !out.finished.is_empty() {
             self.finished
                 .fetch_add(out.finished.len() as u64, Ordering::Relaxed);
@@ -490,6 +501,7 @@ impl EngineBuilder {
             clock: self.clock,
             config: c,
             store: Store::new(),
+            texts: Default::default(),
             next_id: AtomicU64::new(0),
             timers: Mutex::new(BTreeMap::new()),
             bus,
@@ -497,6 +509,8 @@ impl EngineBuilder {
             worker_street,
             assigned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            #[cfg(test)]
+            pause: Mutex::new(()),
             city,
         });
         let mut threads = Vec::new();
@@ -743,10 +757,8 @@ impl Engine {
             .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
         // The intake lock is held, so the collect thread is running and takes it.
         let _ = tx.send(CollectMsg::Cases(first..first + n));
-        let mut next = first;
-        for a in answers.iter_mut().filter(|a| a.is_ok()) {
-            *a = Ok(CaseId(next));
-            next += 1;
+        for (id, a) in (first..).zip(answers.iter_mut().filter(|a| a.is_ok())) {
+            *a = Ok(CaseId(id));
         }
         answers
     }
@@ -768,18 +780,20 @@ impl Engine {
 
     /// A case with its whole history.
     pub fn case(&self, id: CaseId) -> Option<super::Case> {
-        self.shared.store.with(id.0, |rec| rec.view(id))
+        self.shared
+            .store
+            .with(id.0, |rec| rec.view(id, &self.shared.texts))
     }
 
     /// Where each case of `ids` is, appended to `out` (one lock per store segment).
     pub fn briefs(&self, ids: Range<u64>, out: &mut Vec<CaseBrief>) {
-        let ids: Vec<u64> = ids.collect();
-        self.shared.store.each(&ids, |id, rec| {
+        self.shared.store.range(ids, |id, rec| {
             out.push(CaseBrief {
                 id: CaseId(id),
                 state: rec.state,
                 worker: rec.worker(),
                 resolver: (rec.resolver != NONE32).then_some(WorkerId(rec.resolver)),
+                cell: rec.cell(),
             })
         });
     }
@@ -1055,11 +1069,11 @@ fn command(
             ..
         } => handle::dispatch_to(s, id, rec, *worker, over_capacity.as_deref(), now, out),
         Command::Extend { by, reason, .. } => handle::extend(s, id, rec, *by, reason, now, out),
-        Command::Suspend { reason, .. } => handle::suspend(id, rec, reason, now, out),
+        Command::Suspend { reason, .. } => handle::suspend(s, id, rec, reason, now, out),
         Command::Resume { .. } => handle::resume(s, id, rec, now, out),
         Command::Verify { by, passed, .. } => feedback::verify(id, rec, *by, *passed, now, out),
         Command::Close { satisfaction, .. } => feedback::close(s, id, rec, *satisfaction, now, out),
-        Command::Reopen { reason, .. } => feedback::reopen(id, rec, reason, now, out),
+        Command::Reopen { reason, .. } => feedback::reopen(s, id, rec, reason, now, out),
     }
 }
 
@@ -1082,10 +1096,71 @@ pub(crate) fn step(
 /// and its own duplicates close with it.
 pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
     out.finished.push(id);
+    // The router keeps a record only of a case someone holds or returned: the holder was
+    // released already when it was resolved.
+    if rec.returns > 0 || rec.worker != NONE32 {
+        out.forget.push(id);
+    }
     if rec.parent == super::case::NONE64 && rec.cell != NONE32 {
         out.dedupe_remove.push((id, rec.category, rec.location));
     }
     if let Some(extra) = rec.extra.as_mut() {
         out.close_children.extend_from_slice(&extra.duplicates);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::grid::Location;
+
+    #[test]
+    fn try_submit_answers_full_with_the_report_under_backpressure() {
+        let city = Arc::new(crate::city::demo::demo_city());
+        let engine = Engine::builder(city.clone())
+            .clock(SimClock::new(Timestamp(1_764_460_800_000)))
+            .config(EngineConfig {
+                batch: 1,
+                channel_batches: 1,
+                ..EngineConfig::default()
+            })
+            .build()
+            .expect("engine");
+        let category = city.category_id("ZF-01").expect("in the catalogue");
+        let at = Location::new(120.33, 36.12).expect("valid");
+        let report = |i: u32| {
+            Report::new(Source::Hotline, category, at, Timestamp(1_764_460_800_000))
+                .with_reporter(Reporter::Citizen(i))
+        };
+        let stalled = engine.shared.pause.lock();
+        let mut taken = Vec::new();
+        let mut full = None;
+        // The collect stage takes at most one message and stops; the channel holds one more.
+        for i in 0..4 {
+            match engine.try_submit(report(i)) {
+                Ok(id) => taken.push(id),
+                Err(SubmitError::Full(r)) => {
+                    full = Some((i, r));
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (i, handed_back) = full.expect("the intake filled up");
+        assert!(i <= 2, "full after {i}");
+        assert_eq!(
+            *handed_back,
+            report(i),
+            "the refused report comes back whole"
+        );
+        drop(stalled);
+        let s = engine.shutdown();
+        assert_eq!(
+            s.cases,
+            taken.len() as u64,
+            "the refused report left no case behind"
+        );
+        assert_eq!(s.by_state["reported"], 0);
     }
 }

@@ -83,6 +83,7 @@ pub(crate) fn close(
 }
 
 pub(crate) fn reopen(
+    s: &Shared,
     id: u64,
     rec: &mut Rec,
     text: &str,
@@ -108,7 +109,7 @@ pub(crate) fn reopen(
         Actor::Center,
         out,
     );
-    rec.note(text);
+    rec.note(&s.texts, text);
     out.reroute.push(id);
     Ok(rec.state)
 }

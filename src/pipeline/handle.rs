@@ -210,7 +210,7 @@ pub(crate) fn dispatch_to(
         out,
     );
     if let Some(text) = over_capacity {
-        rec.note(text);
+        rec.note(&s.texts, text);
     }
     rearm(s, id, rec, now, out);
     Ok(rec.state)
@@ -242,12 +242,13 @@ pub(crate) fn extend(
     rec.due = rec.due.saturating_add(duration_ms(by));
     let state = rec.state;
     step(rec, id, now, state, Action::Extend, Actor::Center, out);
-    rec.note(text);
+    rec.note(&s.texts, text);
     rearm(s, id, rec, now, out);
     Ok(rec.state)
 }
 
 pub(crate) fn suspend(
+    s: &Shared,
     id: u64,
     rec: &mut Rec,
     text: &str,
@@ -266,7 +267,7 @@ pub(crate) fn suspend(
     rec.suspended_at = now.0.max(1);
     let state = rec.state;
     step(rec, id, now, state, Action::Suspend, Actor::Center, out);
-    rec.note(text);
+    rec.note(&s.texts, text);
     Ok(rec.state)
 }
 

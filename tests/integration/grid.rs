@@ -1,9 +1,12 @@
-//! The grid from the outside: GeoJSON input and its errors, and `locate` against brute
-//! force on random grids with shared edges, overlaps, holes and multipolygons.
+//! The grid from the outside: GeoJSON input and its errors, and `locate` against two
+//! oracles of its own (exact arithmetic, and `geo`) on random grids with shared edges,
+//! overlaps, holes and multipolygons.
 
 use proptest::prelude::*;
 use wangge::grid::CellProblemKind;
-use wangge::{Cell, Grid, GridError, Location, Polygon};
+use wangge::{Cell, CellId, Grid, GridError, Location, Polygon};
+
+use crate::oracle::{self, GeoCells, Place};
 
 fn feature(id: &str, geometry: &str) -> String {
     format!(r#"{{"type": "Feature", "properties": {{"id": "{id}"}}, "geometry": {geometry}}}"#)
@@ -227,7 +230,7 @@ fn cells_built_in_code_are_checked_the_same_way() {
 
 #[test]
 fn geojson_round_trip_keeps_cells_exactly() {
-    let cells = random_grid(5, 4, 7, true);
+    let cells = random_grid(5, 4, 7, true, false);
     let grid = Grid::new(cells.clone()).unwrap();
     let back = Grid::from_geojson(&grid.to_geojson()).unwrap();
     assert_eq!(back.cells(), &cells[..]);
@@ -251,9 +254,22 @@ impl Rng {
 /// triangles, some merged pairs as MultiPolygons are not needed for sharing; then extra
 /// overlapping cells (a rectangle early in the order and one late) and a cell with a hole
 /// that nothing fills.
-fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool) -> Vec<Cell> {
+///
+/// `at_zero` puts the lattice across lon 0 and lat 0 instead of near (120, 36): there the
+/// differences of coordinates are rounded in floating point, so an orientation computed
+/// in plain floats gets points on or next to sloped edges wrong, and only an exact one
+/// passes.
+fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool, at_zero: bool) -> Vec<Cell> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let (x0, y0, dx, dy) = (120.0, 36.0, 0.01, 0.008);
+    let (dx, dy) = (0.01, 0.008);
+    let (x0, y0) = if at_zero {
+        (
+            -(cols as f64) * dx / 2.0 + 0.0013,
+            -(rows as f64) * dy / 2.0 + 0.0011,
+        )
+    } else {
+        (120.0, 36.0)
+    };
     let mut v = vec![[0.0; 2]; (cols + 1) * (rows + 1)];
     for j in 0..=rows {
         for i in 0..=cols {
@@ -294,16 +310,16 @@ fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool) -> Vec<Cell> {
                     ));
                 }
                 1 if extras => {
-                    // A hole in the middle that no cell fills.
-                    let m = [(a[0] + c[0]) / 2.0, (a[1] + c[1]) / 2.0];
-                    let (hx, hy) = (dx * 0.1, dy * 0.1);
-                    let hole = vec![
-                        [m[0] - hx, m[1] - hy],
-                        [m[0] - hx, m[1] + hy],
-                        [m[0] + hx, m[1] + hy],
-                        [m[0] + hx, m[1] - hy],
-                        [m[0] - hx, m[1] - hy],
+                    // A hole in the middle that no cell fills: the quad shrunk about its
+                    // vertex average, so that it stays inside however skewed the quad is
+                    // (a box at the diagonal's midpoint stuck out of thin quads).
+                    let m = [
+                        (a[0] + b[0] + c[0] + d[0]) / 4.0,
+                        (a[1] + b[1] + c[1] + d[1]) / 4.0,
                     ];
+                    let shrink =
+                        |v: [f64; 2]| [m[0] + 0.3 * (v[0] - m[0]), m[1] + 0.3 * (v[1] - m[1])];
+                    let hole = [a, d, c, b, a].map(shrink).to_vec();
                     cells.push(Cell::new(
                         name,
                         vec![Polygon {
@@ -331,6 +347,17 @@ fn random_grid(cols: usize, rows: usize, seed: u64, extras: bool) -> Vec<Cell> {
     cells
 }
 
+/// `x` moved by `steps` representable numbers (down if negative).
+fn nudge(x: f64, steps: i64) -> f64 {
+    (0..steps.abs()).fold(x, |x, _| {
+        if steps > 0 {
+            x.next_up()
+        } else {
+            x.next_down()
+        }
+    })
+}
+
 /// Points that stress the rules: vertices, points on edges, ulp nudges, interior, outside.
 fn probe_points(cells: &[Cell], rng: &mut Rng, n: usize) -> Vec<Location> {
     let verts: Vec<[f64; 2]> = cells
@@ -347,7 +374,6 @@ fn probe_points(cells: &[Cell], rng: &mut Rng, n: usize) -> Vec<Location> {
             hi[k] = hi[k].max(v[k]);
         }
     }
-    let nudge = |x: f64, steps: i64| f64::from_bits((x.to_bits() as i64 + steps) as u64);
     (0..n)
         .map(|_| {
             let v = verts[(rng.next() % verts.len() as u64) as usize];
@@ -376,31 +402,101 @@ fn probe_points(cells: &[Cell], rng: &mut Rng, n: usize) -> Vec<Location> {
         .collect()
 }
 
+/// Points on the cells' own edges and vertices: every vertex, points along every segment
+/// (exactly on axis-parallel ones, on or a rounding away from sloped ones), and vertices
+/// nudged by an ulp.
+fn edge_probes(cells: &[Cell], rng: &mut Rng) -> Vec<Location> {
+    let mut pts = Vec::new();
+    for ring in cells
+        .iter()
+        .flat_map(|c| &c.polygons)
+        .flat_map(|p| p.rings())
+    {
+        for w in ring.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            pts.push(a);
+            let t = [0.5, 0.25, rng.unit()][(rng.next() % 3) as usize];
+            pts.push([a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]);
+            let (sx, sy) = ((rng.next() % 3) as i64 - 1, (rng.next() % 3) as i64 - 1);
+            pts.push([nudge(a[0], sx), nudge(a[1], sy)]);
+        }
+    }
+    pts.into_iter()
+        .map(|[x, y]| Location::new(x, y).unwrap())
+        .collect()
+}
+
+/// Every answer of the grid for `pts`: `locate`, `locate_many`, `locate_rtree`,
+/// `locate_brute_force` and `covers` of every cell, against the exact oracle.
+fn assert_grid_answers(grid: &Grid, cells: &[Cell], pts: &[Location]) -> Result<(), TestCaseError> {
+    let mut many = Vec::new();
+    grid.locate_many(pts, &mut many);
+    prop_assert_eq!(many.len(), pts.len());
+    let index = |c: Option<CellId>| c.map(CellId::index);
+    for (p, got) in pts.iter().zip(&many) {
+        let want = oracle::first_covering(cells, *p);
+        prop_assert_eq!(index(grid.locate(*p)), want, "{:?}", p);
+        prop_assert_eq!(index(*got), want, "{:?}", p);
+        prop_assert_eq!(index(grid.locate_rtree(*p)), want, "{:?}", p);
+        prop_assert_eq!(index(grid.locate_brute_force(*p)), want, "{:?}", p);
+        for (id, cell) in grid.ids().zip(cells) {
+            prop_assert_eq!(
+                grid.covers(id, *p),
+                oracle::covers(cell, *p),
+                "{:?} {}",
+                p,
+                cell.name
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// `locate` (single and batch) and the R-tree path give the brute-force answer: the
-    /// first cell in input order whose closed area covers the point.
+    /// Every locate path gives the exact oracle's answer, the first cell in input order
+    /// whose closed area covers the point, and `covers` agrees with it for every cell.
     #[test]
-    fn locate_equals_brute_force(cols in 1usize..9, rows in 1usize..9, seed in any::<u64>(), extras in any::<bool>()) {
-        let cells = random_grid(cols, rows, seed, extras);
+    fn locate_equals_the_exact_oracle(cols in 1usize..9, rows in 1usize..9, seed in any::<u64>(), extras in any::<bool>(), at_zero in any::<bool>()) {
+        let cells = random_grid(cols, rows, seed, extras, at_zero);
         let grid = Grid::new(cells.clone()).unwrap();
         let mut rng = Rng(seed | 1);
         let pts = probe_points(&cells, &mut rng, 600);
-        let mut many = Vec::new();
-        grid.locate_many(&pts, &mut many);
-        prop_assert_eq!(many.len(), pts.len());
-        for (p, got) in pts.iter().zip(&many) {
-            let want = grid.locate_brute_force(*p);
-            prop_assert_eq!(grid.locate(*p), want, "{:?}", p);
-            prop_assert_eq!(*got, want, "{:?}", p);
-            prop_assert_eq!(grid.locate_rtree(*p), want, "{:?}", p);
-            if let Some(id) = want {
-                prop_assert!(grid.covers(id, *p));
-                // Nothing earlier covers it: the tie-break rule.
-                prop_assert!(grid.ids().take(id.index()).all(|e| !grid.covers(e, *p)));
+        assert_grid_answers(&grid, &cells, &pts)?;
+    }
+
+    /// On the cells' own edges and vertices, where the rule matters most, `locate` and the
+    /// exact oracle give `geo`'s answer too, and the exact oracle places every point as
+    /// `geo` does (inside, on the boundary, outside) against every polygon.
+    #[test]
+    fn edge_probes_agree_with_geo(cols in 1usize..7, rows in 1usize..7, seed in any::<u64>(), extras in any::<bool>(), at_zero in any::<bool>()) {
+        let cells = random_grid(cols, rows, seed, extras, at_zero);
+        let grid = Grid::new(cells.clone()).unwrap();
+        let geo = GeoCells::new(&cells);
+        let mut rng = Rng(seed | 1);
+        let pts = edge_probes(&cells, &mut rng);
+        assert_grid_answers(&grid, &cells, &pts)?;
+        let mut on_boundary = 0;
+        for p in &pts {
+            let want = geo.first_covering(*p);
+            prop_assert_eq!(grid.locate(*p).map(CellId::index), want, "{:?}", p);
+            prop_assert_eq!(oracle::first_covering(&cells, *p), want, "{:?}", p);
+            let xy = [p.lon(), p.lat()];
+            let mut boundary = false;
+            for (i, cell) in cells.iter().enumerate() {
+                for (k, poly) in cell.polygons.iter().enumerate() {
+                    let exact = oracle::place(&poly.exterior, &poly.holes, xy);
+                    prop_assert_eq!(exact, geo.place(i, k, xy), "{:?} {} polygon {}", p, cell.name, k);
+                    boundary |= exact == Place::Boundary;
+                }
             }
+            on_boundary += usize::from(boundary);
         }
+        // A third of the probes are vertices; beyond them, a tenth as many again must lie
+        // exactly on edges, or the test would not be about edges.
+        let vertices = pts.len() / 3;
+        prop_assert!(on_boundary > vertices + vertices / 10, "{} of {} on a boundary", on_boundary, pts.len());
     }
 }
 
@@ -454,7 +550,7 @@ proptest! {
             "\"Polygon\"", "\"MultiPolygon\"", "\"id\"", "180.0000001", "-91", "1e-320", "true",
         ])), 1..6),
     ) {
-        let cells = random_grid(3, 2, 5, true);
+        let cells = random_grid(3, 2, 5, true, false);
         let mut text = Grid::new(cells).unwrap().to_geojson();
         for (at, op, piece) in edits {
             let mut i = at.index(text.len().max(1));
@@ -481,7 +577,7 @@ proptest! {
         if let Ok(grid) = Grid::from_geojson(&text) {
             for (lon, lat) in [(-180.0, -90.0), (180.0, 90.0), (0.0, 0.0), (120.0, 36.0), (120.01, 36.008)] {
                 let p = Location::new(lon, lat).unwrap();
-                prop_assert_eq!(grid.locate(p), grid.locate_brute_force(p));
+                prop_assert_eq!(grid.locate(p).map(CellId::index), oracle::first_covering(grid.cells(), p));
             }
         }
     }

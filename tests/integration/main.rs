@@ -1,6 +1,8 @@
 //! Integration tests, one binary: one module per area.
 
 mod city;
+mod engine;
 mod grid;
+mod oracle;
 mod routing;
 mod topo;
