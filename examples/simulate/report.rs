@@ -156,13 +156,16 @@ pub fn draw_map(
     Ok(())
 }
 
+/// A line of a chart: its name, colour and value at each sample.
+pub type Line<'a> = (&'a str, RGBColor, fn(&Sample) -> Option<f64>);
+
 /// A line chart of the day.
 pub fn draw_lines(
     path: &Path,
     title: &str,
     y_label: &str,
     samples: &[Sample],
-    lines: &[(&str, RGBColor, fn(&Sample) -> Option<f64>)],
+    lines: &[Line],
     y_max: Option<f64>,
 ) -> Result<(), Box<dyn Error>> {
     let root = SVGBackend::new(path, (640, 360)).into_drawing_area();
