@@ -388,11 +388,23 @@ fn run() -> Result<bool, Box<dyn Error>> {
 
     let mut cells: Vec<usize> = (0..n_cells).filter(|&i| cell_cases[i] > 0).collect();
     cells.sort_by_key(|&i| (std::cmp::Reverse(cell_cases[i]), i));
-    let cell_workers =
-        |i: usize| wangge::CellId::from_index(i).map_or(0, |c| city.workers_in(c).len());
+    // The workers at hand for a cell: those whose home cells are the cell or touch it
+    // (the router looks there first).
+    let cell_workers = |i: usize| {
+        let Some(c) = wangge::CellId::from_index(i) else {
+            return 0;
+        };
+        let mut w: Vec<WorkerId> = std::iter::once(c)
+            .chain(city.grid().neighbours(c).iter().copied())
+            .flat_map(|n| city.workers_in(n).iter().copied())
+            .collect();
+        w.sort_unstable();
+        w.dedup();
+        w.len()
+    };
     let mut t = Table::new(
         "Busiest cells",
-        &["cell", "community", "cases", "open now", "workers"],
+        &["cell", "community", "cases", "open now", "workers at hand"],
     );
     for &i in cells.iter().take(10) {
         let c = &city.grid().cells()[i];
@@ -484,10 +496,16 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let cell_median = median(cell_ratio.clone());
     let mut t = Table::new(
         "Advisor: cells to split or staff",
-        &["cell", "cases", "workers", "cases / worker", "× median"],
+        &[
+            "cell",
+            "cases",
+            "workers at hand",
+            "cases / worker",
+            "× median",
+        ],
     );
     t.note = format!(
-        "cells whose cases per worker are at least 3 × the median ({cell_median:.2}) and at least 5 cases"
+        "cells whose cases per worker at hand (home in the cell or a neighbour) are at least 3 × the median ({cell_median:.2}), with at least 5 cases"
     );
     let mut hot: Vec<(usize, f64)> = cells
         .iter()

@@ -74,7 +74,10 @@ impl Table {
         for r in &self.rows {
             s += "<tr>";
             for c in r {
-                let _ = write!(s, "<td>{}</td>", esc(c));
+                // Numbers line up on the right, words on the left.
+                let number = c.trim_end_matches(" %").trim().parse::<f64>().is_ok() || c == "–";
+                let class = if number { "" } else { " class=t" };
+                let _ = write!(s, "<td{class}>{}</td>", esc(c));
             }
             s += "</tr>\n";
         }
@@ -216,7 +219,7 @@ pub fn html(title: &str, intro: &str, tables: &[Table]) -> String {
 body{{font-family:sans-serif;margin:24px;max-width:1360px;color:#222}}
 table{{border-collapse:collapse;margin:4px 0 16px;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}} th{{background:#f0f0f0}}
+td.t,th{{text-align:left}} th{{background:#f0f0f0}}
 .note{{color:#555;font-size:13px;margin:2px 0}} .row{{display:flex;gap:16px;flex-wrap:wrap}}
 .cols{{columns:2;column-gap:32px}} .cols>div{{break-inside:avoid}}
 img{{border:1px solid #ddd}}</style></head><body>
