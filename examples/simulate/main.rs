@@ -357,6 +357,15 @@ fn run() -> Result<bool, Box<dyn Error>> {
         t.rows.push(vec![n.into(), pct(v), f]);
     }
     tables.push(t);
+    let mut t = Table::new(
+        "Open cases past their deadline",
+        &["escalation (督办)", "cases"],
+    );
+    t.note = "level 0: overdue, escalated at the next tick; level k: escalated k units up".into();
+    for (level, n) in snapshot.overdue_by_level.iter().enumerate() {
+        t.rows.push(vec![format!("level {level}"), n.to_string()]);
+    }
+    tables.push(t);
     let mut t = Table::new("By platform", &["platform", "cases", "open"]);
     for (k, v) in &snapshot.by_platform {
         t.rows
