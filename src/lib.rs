@@ -73,6 +73,46 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # The engine
+//!
+//! [`Engine`] runs the whole loop: reports in, cases through the four stages, every
+//! deadline watched, the command center's view live. Where each stage lives:
+//!
+//! ```text
+//!  Engine::submit ─[batches]─► collect ─[batches]─► assign ─► dispatched / queued / ruling
+//!   (stores the case         pipeline/collect.rs   pipeline/assign.rs (router, organ
+//!    as `reported`)          locate, admit, dedupe  queues drained as workers free up)
+//!  Engine::accept / return_case / resolve, dispatch_to / extend / suspend   pipeline/handle.rs
+//!  Engine::verify / close / reopen                                          pipeline/feedback.rs
+//!  Engine::tick (or the timer thread): accept deadlines, 催办, 督办         pipeline/handle.rs
+//!  Engine::snapshot / subscribe: counts, indicators, event stream           pipeline/center.rs
+//!  states and the one table of legal moves: pipeline/lifecycle.rs; case store: pipeline/case.rs
+//! ```
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wangge::{CaseState, Clock, Engine, Location, Report, SimClock, Source, Timestamp, Verifier};
+//!
+//! let city = Arc::new(wangge::City::demo());
+//! let clock = SimClock::new(Timestamp(1_764_460_800_000));
+//! let engine = Engine::builder(city.clone()).clock(clock.clone()).build()?;
+//! let garbage = city.category_id("ZF-01").expect("in the catalogue");
+//! let id = engine.submit(Report::new(Source::Hotline, garbage, Location::new(120.33, 36.12)?, clock.now()))?;
+//! engine.flush(); // let collect and assign take it
+//! let worker = engine.case(id).and_then(|c| c.worker).expect("dispatched");
+//! engine.accept(id, worker)?;
+//! assert!(engine.verify(id, Verifier::Center, true).is_err(), "not resolved yet: refused");
+//! engine.resolve(id, worker)?;
+//! engine.verify(id, Verifier::Center, true)?;
+//! engine.close(id, None)?;
+//! let case = engine.case(id).expect("kept with its history");
+//! assert_eq!(case.state, CaseState::Closed);
+//! assert_eq!(case.history.len(), 7);
+//! let snapshot = engine.shutdown();
+//! assert_eq!(snapshot.indicators.closure_rate, Some(1.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Features
 //!
 //! No optional features: every part of the engine is always built.
