@@ -697,6 +697,8 @@ fn run() -> Result<bool, Box<dyn Error>> {
         "city": label,
         "cells": n_cells,
         "workers": city.workers().len(),
+        "communities": city.units_of(UnitKind::Community).len(),
+        "street_offices": city.units_of(UnitKind::Street).len(),
         "days": days,
         "seed": args.seed,
         "events": rows,
