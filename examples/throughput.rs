@@ -3,13 +3,14 @@
 //!
 //! ```text
 //!   generated city ─► Engine (SimClock)
-//!     phase 1, timed: submit_batch × N/4096 ─► collect ─► assign ─► flush
-//!                     (dispatch_per_sec = N / phase 1)
-//!     phase 2, timed: passes over every case until all are final:
+//!   in waves of 65,536 reports:
+//!     dispatch, timed: submit_batch × 16 ─► collect ─► assign ─► flush
+//!                     (dispatch_per_sec = N / the dispatch parts)
+//!     handling, timed: passes over the wave's cases until all are final:
 //!        dispatched ─► return (--return-rate) or accept + resolve
 //!        resolved   ─► verify: fail (--rework-rate, reopened and routed again) or pass + close
 //!        ruling / long-queued ─► the center dispatches by hand
-//!     (cases_per_sec = N / (phase 1 + phase 2))
+//!     (cases_per_sec = N / the whole run)
 //!   checks: by_state adds up to N and every case is final; the history of every case is
 //!   legal by the published table; bytes_per_case from a counting allocator
 //! ```
@@ -104,6 +105,8 @@ impl Rng {
 }
 
 const BATCH: usize = 4096;
+/// Reports per wave.
+const WAVE: usize = 1 << 16;
 const START: u64 = 1_764_460_800_000;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -140,74 +143,104 @@ fn main() -> Result<(), Box<dyn Error>> {
     let cpu0 = cpu_seconds();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(BATCH);
-        left -= k;
-        batch.clear();
-        for _ in 0..k {
-            let at = Location::new(
-                b[0] + (b[2] - b[0]) * rng.unit(),
-                b[1] + (b[3] - b[1]) * rng.unit(),
-            )?;
-            let category =
-                wangge::CategoryId::from_index(rng.below(categories)).ok_or("category")?;
-            let when = Timestamp(START - rng.below(600_000) as u64);
-            let mut r = Report::new(Source::Hotline, category, at, when)
-                .with_priority(Priority::ALL[rng.below(4)]);
-            match rng.below(10) {
-                0..=1 => {
-                    let w = WorkerId::from_index(rng.below(n_workers)).ok_or("worker")?;
-                    r.source = Source::Patrol;
-                    r = r.with_reporter(Reporter::Worker(w));
-                    if rng.below(2) == 0 {
-                        r = r.on_the_spot();
-                    }
-                }
-                2 => {
-                    r.source = Source::Sensor;
-                    r = r.with_reporter(Reporter::Sensor(rng.below(1000) as u32));
-                }
-                _ => r = r.with_reporter(Reporter::Citizen(rng.below(1 << 20) as u32)),
-            }
-            batch.push(r);
-        }
-        for a in engine.submit_batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
-            a?;
-        }
-    }
-    engine.flush();
-    let dispatch_seconds = started.elapsed().as_secs_f64();
-    let dispatch_cpu_seconds = cpu_seconds() - cpu0;
-    let queued_after_dispatch = engine.snapshot().by_state["queued"];
-
-    // Phase 2: simulated handling, pass after pass until every case is final.
     let mut briefs: Vec<CaseBrief> = Vec::with_capacity(BATCH);
     let mut commands: Vec<Command> = Vec::with_capacity(BATCH * 4);
     let mut results: Vec<Result<CaseState, LifecycleError>> = Vec::new();
     let (mut n_commands, mut returns, mut reworks, mut manual) = (0u64, 0u64, 0u64, 0u64);
     let mut passes = 0;
-    let total = engine.submitted();
-    loop {
-        passes += 1;
-        let mut open = 0u64;
-        let mut stuck = 0u64;
-        let mut first = 0;
-        while first < total {
-            let end = (first + BATCH as u64).min(total);
-            briefs.clear();
-            engine.briefs(first..end, &mut briefs);
-            commands.clear();
-            for c in &briefs {
-                let case = c.id;
-                match c.state {
-                    CaseState::Dispatched => {
-                        let Some(worker) = c.worker else { continue };
-                        if rng.unit() < args.return_rate {
-                            commands.push(Command::Return { case, worker });
-                            returns += 1;
-                        } else {
-                            commands.push(Command::Accept { case, worker });
+    let mut dispatch_seconds = 0.0;
+    let mut dispatch_cpu_seconds = 0.0;
+    let mut queued_after_dispatch = 0u64;
+    let mut done = 0usize;
+    // Waves: each wave is submitted (timed as dispatch), then handled until every case of
+    // it is final, so that workers' loads stay what a working city sees instead of all N
+    // cases waiting at once.
+    while done < n {
+        let wave = (n - done).min(WAVE);
+        done += wave;
+        let wave_started = Instant::now();
+        let wave_cpu = cpu_seconds();
+        let first_id = engine.submitted();
+        let mut left = wave;
+        while left > 0 {
+            let k = left.min(BATCH);
+            left -= k;
+            batch.clear();
+            for _ in 0..k {
+                let at = Location::new(
+                    b[0] + (b[2] - b[0]) * rng.unit(),
+                    b[1] + (b[3] - b[1]) * rng.unit(),
+                )?;
+                let category =
+                    wangge::CategoryId::from_index(rng.below(categories)).ok_or("category")?;
+                let when = Timestamp(START - rng.below(600_000) as u64);
+                let mut r = Report::new(Source::Hotline, category, at, when)
+                    .with_priority(Priority::ALL[rng.below(4)]);
+                match rng.below(10) {
+                    0..=1 => {
+                        let w = WorkerId::from_index(rng.below(n_workers)).ok_or("worker")?;
+                        r.source = Source::Patrol;
+                        r = r.with_reporter(Reporter::Worker(w));
+                        if rng.below(2) == 0 {
+                            r = r.on_the_spot();
+                        }
+                    }
+                    2 => {
+                        r.source = Source::Sensor;
+                        r = r.with_reporter(Reporter::Sensor(rng.below(1000) as u32));
+                    }
+                    _ => r = r.with_reporter(Reporter::Citizen(rng.below(1 << 20) as u32)),
+                }
+                batch.push(r);
+            }
+            for a in engine.submit_batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
+                a?;
+            }
+        }
+        engine.flush();
+        dispatch_seconds += wave_started.elapsed().as_secs_f64();
+        dispatch_cpu_seconds += cpu_seconds() - wave_cpu;
+        let total = engine.submitted();
+        let mut wave_passes = 0;
+        loop {
+            passes += 1;
+            wave_passes += 1;
+            let mut open = 0u64;
+            let mut stuck = 0u64;
+            let mut first = first_id;
+            while first < total {
+                let end = (first + BATCH as u64).min(total);
+                briefs.clear();
+                engine.briefs(first..end, &mut briefs);
+                if wave_passes == 1 {
+                    queued_after_dispatch += briefs
+                        .iter()
+                        .filter(|c| c.state == CaseState::Queued)
+                        .count() as u64;
+                }
+                commands.clear();
+                for c in &briefs {
+                    let case = c.id;
+                    match c.state {
+                        CaseState::Dispatched => {
+                            let Some(worker) = c.worker else { continue };
+                            if rng.unit() < args.return_rate {
+                                commands.push(Command::Return { case, worker });
+                                returns += 1;
+                            } else {
+                                commands.push(Command::Accept { case, worker });
+                                commands.push(Command::Resolve { case, worker });
+                                verify(
+                                    &mut commands,
+                                    &mut rng,
+                                    case,
+                                    args.rework_rate,
+                                    &mut reworks,
+                                );
+                            }
+                        }
+                        CaseState::Accepted => {
+                            let Some(worker) = c.worker else { continue };
                             commands.push(Command::Resolve { case, worker });
                             verify(
                                 &mut commands,
@@ -217,66 +250,55 @@ fn main() -> Result<(), Box<dyn Error>> {
                                 &mut reworks,
                             );
                         }
-                    }
-                    CaseState::Accepted => {
-                        let Some(worker) = c.worker else { continue };
-                        commands.push(Command::Resolve { case, worker });
-                        verify(
-                            &mut commands,
-                            &mut rng,
+                        CaseState::Resolved => {
+                            verify(
+                                &mut commands,
+                                &mut rng,
+                                case,
+                                args.rework_rate,
+                                &mut reworks,
+                            );
+                        }
+                        CaseState::Verified => commands.push(Command::Close {
                             case,
-                            args.rework_rate,
-                            &mut reworks,
-                        );
+                            satisfaction: Some(Satisfaction::Satisfied),
+                        }),
+                        CaseState::Ruling | CaseState::Queued if wave_passes > 2 => {
+                            // The center steps in: a worker of the case's cell, else anyone.
+                            let worker = c
+                                .cell
+                                .and_then(|cell| city.workers_in(cell).first().copied())
+                                .or_else(|| WorkerId::from_index(rng.below(n_workers)))
+                                .ok_or("worker")?;
+                            commands.push(Command::Dispatch {
+                                case,
+                                worker,
+                                over_capacity: Some("ruling by the center".into()),
+                            });
+                            manual += 1;
+                        }
+                        s if s.is_open() => stuck += 1,
+                        _ => {}
                     }
-                    CaseState::Resolved => {
-                        verify(
-                            &mut commands,
-                            &mut rng,
-                            case,
-                            args.rework_rate,
-                            &mut reworks,
-                        );
+                    if c.state.is_open() {
+                        open += 1;
                     }
-                    CaseState::Verified => commands.push(Command::Close {
-                        case,
-                        satisfaction: Some(Satisfaction::Satisfied),
-                    }),
-                    CaseState::Ruling | CaseState::Queued if passes > 2 => {
-                        // The center steps in: a worker of the case's cell, else anyone.
-                        let worker = c
-                            .cell
-                            .and_then(|cell| city.workers_in(cell).first().copied())
-                            .or_else(|| WorkerId::from_index(rng.below(n_workers)))
-                            .ok_or("worker")?;
-                        commands.push(Command::Dispatch {
-                            case,
-                            worker,
-                            over_capacity: Some("ruling by the center".into()),
-                        });
-                        manual += 1;
-                    }
-                    s if s.is_open() => stuck += 1,
-                    _ => {}
                 }
-                if c.state.is_open() {
-                    open += 1;
-                }
+                results.clear();
+                results.resize(commands.len(), Ok(CaseState::Reported));
+                engine.execute_batch(&commands, &mut results);
+                n_commands += commands.len() as u64;
+                first = end;
             }
-            results.clear();
-            results.resize(commands.len(), Ok(CaseState::Reported));
-            engine.execute_batch(&commands, &mut results);
-            n_commands += commands.len() as u64;
-            first = end;
-        }
-        engine.flush();
-        if open == 0 {
-            break;
-        }
-        if passes > 200 {
-            return Err(
-                format!("{open} cases still open after 200 passes ({stuck} waiting)").into(),
-            );
+            engine.flush();
+            if open == 0 {
+                break;
+            }
+            if wave_passes > 200 {
+                return Err(
+                    format!("{open} cases still open after 200 passes ({stuck} waiting)").into(),
+                );
+            }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -314,7 +336,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         None => None,
     };
     let mut illegal = 0u64;
-    for id in 0..total {
+    for id in 0..engine.submitted() {
         let case = engine
             .case(CaseId(id))
             .ok_or("a submitted case is missing")?;

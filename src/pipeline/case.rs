@@ -477,8 +477,9 @@ impl Store {
         }
     }
 
+    /// The segment number of an id and its slot in the segment.
     #[inline]
-    fn split(id: u64) -> (usize, usize) {
+    pub(crate) fn split(id: u64) -> (usize, usize) {
         ((id >> SEGMENT_BITS) as usize, (id as usize) & (SEGMENT - 1))
     }
 

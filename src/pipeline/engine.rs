@@ -326,7 +326,9 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) next_id: AtomicU64,
     pub(crate) queues: Vec<Mutex<BTreeSet<QueueKey>>>,
-    pub(crate) timers: Mutex<BTreeMap<u64, Vec<u64>>>,
+    /// Cases to look at, by timer slot: each batch adds its ids as one chunk, so that a
+    /// busy second does not grow (and copy) one huge vector.
+    pub(crate) timers: Mutex<BTreeMap<u64, Vec<Box<[u64]>>>>,
     pub(crate) dedupe: Mutex<Dedupe>,
     pub(crate) texts: super::case::Texts,
     pub(crate) bus: Bus,
@@ -394,7 +396,7 @@ impl Shared {
             for run in arm.chunk_by(|a, b| a.0 == b.0) {
                 t.entry(run[0].0)
                     .or_default()
-                    .extend(run.iter().map(|&(_, id)| id));
+                    .push(run.iter().map(|&(_, id)| id).collect());
             }
         }
         if !out.dedupe_remove.is_empty() {
@@ -846,11 +848,13 @@ impl Engine {
                 i += 1;
                 continue;
             };
-            let seg_no = id >> 12;
+            let seg_no = Store::split(id).0;
             let mut g = seg.lock();
-            while i < commands.len().min(results.len()) && commands[i].case().0 >> 12 == seg_no {
+            while i < commands.len().min(results.len())
+                && Store::split(commands[i].case().0).0 == seg_no
+            {
                 let id = commands[i].case().0;
-                results[i] = match g[(id as usize) & (super::SEGMENT - 1)].as_mut() {
+                results[i] = match g[Store::split(id).1].as_mut() {
                     None => Err(LifecycleError::UnknownCase(CaseId(id))),
                     Some(rec) => command(s, id, rec, &commands[i], now, &mut out),
                 };

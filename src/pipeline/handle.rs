@@ -346,14 +346,15 @@ pub(crate) fn rearm(s: &Shared, id: u64, rec: &mut Rec, _now: Timestamp, out: &m
 pub(crate) fn tick(s: &Shared) -> usize {
     let now = s.now();
     let current = now.0 / SLOT_MS;
-    let fired: Vec<(u64, Vec<u64>)> = {
+    let fired: Vec<(u64, Vec<Box<[u64]>>)> = {
         let mut timers = s.timers.lock();
         let later = timers.split_off(&(current + 1));
         std::mem::replace(&mut *timers, later).into_iter().collect()
     };
     let mut looked = 0;
     let mut out = Out::new(s);
-    for (slot, mut ids) in fired {
+    for (slot, chunks) in fired {
+        let mut ids: Vec<u64> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         ids.sort_unstable();
         ids.dedup();
         looked += ids.len();

@@ -31,8 +31,6 @@ mod handle;
 mod lifecycle;
 mod port;
 
-pub(crate) use case::SEGMENT;
-
 pub use case::{Case, MAX_DESCRIPTION, Report, Reporter, Satisfaction, Source};
 pub use center::{CaseEvent, Indicators, Notice, Snapshot, Subscription, Tally};
 pub use engine::{
