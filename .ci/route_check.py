@@ -78,7 +78,9 @@ class City:
     def holder(self, cell, code):
         """(kind, id, street) of the unit that holds `code` in `cell`, or None."""
         community = self.cell_community[cell]
-        street = self.community_street[community]
+        street = self.community_street.get(community)
+        if street is None or street not in self.street_district:
+            return None
         if self.holds(community, self.community_list, "community", code):
             return ("community", community, street)
         if self.holds(street, self.street_list, "street", code):
