@@ -126,8 +126,8 @@ mod clock;
 mod csr;
 mod error;
 pub mod grid;
-mod pipeline;
 pub mod journal;
+mod pipeline;
 mod rng;
 pub mod routing;
 

@@ -3,7 +3,7 @@
 mod city;
 mod engine;
 mod grid;
-mod oracle;
 mod journal;
+mod oracle;
 mod routing;
 mod topo;
