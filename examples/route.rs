@@ -1,36 +1,47 @@
 //! Routes cases across a generated city while workers take, return and finish them, checks
-//! every decision against the routing constraints, and prints one JSON line.
+//! every decision against the routing rules, and prints one JSON line.
 //!
 //! ```text
-//!   generated city (cells, workers) ─► Router
-//!        │
-//!        ├─ each round: draw cases (random place and category)
-//!        │     └─ timed: Router::route for the whole round
-//!        ├─ check every decision: role, on duty, within capacity, not a returner,
-//!        │     own load model == router's load for every worker
-//!        └─ untimed: some cases returned (退单) and re-routed, some finished
-//!              (release), some workers move or go off duty
+//!   generated city (cells, communities, street organs and agencies, workers) ─► Router
+//!        │                                        └─ --write-city DIR: city.json, grid.geojson
+//!        ├─ each round: draw cases (random place and category), each with its own CaseId
+//!        │     └─ timed: Router::route for the whole round (no allocation allowed)
+//!        ├─ check every decision: the holder's own forces only (community-held: a worker
+//!        │     of that community; street-held: a worker of that street's organs or agencies
+//!        │     on the category's platform), queue/ruling at the holder's street, role, on
+//!        │     duty, within capacity, not a returner; own load model == router's load
+//!        │     └─ --decisions FILE: one CSV row per decision (written untimed)
+//!        └─ untimed: some cases returned (退单) and routed again, some finished (release,
+//!              sometimes twice), some workers move or go off duty
 //! ```
 //!
-//! `cargo run --release --example route -- [--cells N] [--workers M] [--cases K] [--seed S]`
+//! `cargo run --release --example route -- [--cells N] [--workers M] [--cases K] [--seed S]
+//!  [--write-city DIR] [--decisions FILE]`
 //!
 //! Prints `{"cells":..,"workers":..,"cases":..,"ns_per_decision":..,"violations":0,..}`
 //! (`ns_per_decision` is the mean over rounds timed as a whole; `median_ns` and `p99_ns`
 //! come from the other rounds, each decision timed alone, clock reads included) and
-//! exits non-zero if any decision broke a constraint or routing allocated memory.
+//! exits non-zero if any decision broke a rule or routing allocated memory. The written
+//! city and decisions can be checked from outside: `.ci/route_check.py DIR/city.json
+//! DIR/grid.geojson FILE` recomputes every holder from the config alone.
 
 use clap::Parser;
 use serde::Serialize;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
 use std::error::Error;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::city::MandatoryOrgan;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
+use wangge::routing::DecisionRecord;
 use wangge::{
-    CaseId, CaseRequest, CategoryId, City, Grid, Location, Outcome, Router, RouterConfig, WorkerId,
-    WorkerStatus,
+    CaseId, CaseRequest, CategoryId, City, Decision, Found, Grid, Holder, Location, Outcome,
+    Router, RouterConfig, RoutingError, WorkerId, WorkerStatus, WorkerUnit,
 };
 
 /// Counts allocations, so the example can show that a decision makes none.
@@ -52,6 +63,12 @@ struct Args {
     /// Seed of the city and the cases.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Write the generated city to DIR/city.json and DIR/grid.geojson (created if needed).
+    #[arg(long, value_name = "DIR")]
+    write_city: Option<PathBuf>,
+    /// Write one CSV row per decision to FILE.
+    #[arg(long, value_name = "FILE")]
+    decisions: Option<PathBuf>,
 }
 
 #[derive(Serialize, Default)]
@@ -61,11 +78,14 @@ struct Report {
     cases: usize,
     decisions: usize,
     assigned: usize,
+    assigned_community_held: usize,
+    assigned_street_held: usize,
     queued: usize,
     referred: usize,
     rulings: usize,
     returns: usize,
     released: usize,
+    duplicate_releases: usize,
     ns_per_decision: f64,
     median_ns: u64,
     p99_ns: u64,
@@ -93,17 +113,44 @@ impl Rng {
     }
 }
 
-/// A case still open: its place, category and the workers who returned it.
+/// A case a worker holds now, and everyone who returned it (our own count, not the
+/// router's).
 struct Open {
-    case: CaseId,
+    req: CaseRequest,
     worker: WorkerId,
-    cell: wangge::CellId,
-    category: CategoryId,
-    location: Location,
     returned_by: Vec<WorkerId>,
 }
 
 const ROUND: usize = 1024;
+
+/// The decisions CSV, in the order of the header.
+struct Decisions(csv::Writer<BufWriter<File>>);
+
+impl Decisions {
+    const HEADER: [&'static str; 8] = [
+        "case", "cell", "category", "holder", "outcome", "worker", "organ", "returns",
+    ];
+
+    fn create(path: &PathBuf) -> Result<Decisions, Box<dyn Error>> {
+        let mut w = csv::Writer::from_writer(BufWriter::new(File::create(path)?));
+        w.write_record(Self::HEADER)?;
+        Ok(Decisions(w))
+    }
+
+    fn row(&mut self, r: &DecisionRecord) -> Result<(), Box<dyn Error>> {
+        self.0.write_record([
+            r.case.0.to_string().as_str(),
+            &r.cell,
+            &r.category,
+            &r.holder,
+            r.outcome.as_str(),
+            r.worker.as_deref().unwrap_or(""),
+            r.organ.as_deref().unwrap_or(""),
+            r.returns.to_string().as_str(),
+        ])?;
+        Ok(())
+    }
+}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
@@ -124,6 +171,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let router = Router::new(city.clone(), RouterConfig::default())?;
     let router_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Some(dir) = &args.write_city {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("city.json"), config.to_json())?;
+        std::fs::write(dir.join("grid.geojson"), city.grid().to_geojson())?;
+    }
+    let mut csv = match &args.decisions {
+        Some(path) => Some(Decisions::create(path)?),
+        None => None,
+    };
 
     let grid = city.grid();
     let bounds = grid.bounds();
@@ -138,11 +194,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         router_build_ms,
         ..Report::default()
     };
-    let mut timed_ns = 0u128;
-    let mut requests: Vec<(CaseId, wangge::CellId, CategoryId, Location)> =
-        Vec::with_capacity(ROUND);
     let mut next_case = 0u64;
-    let mut decisions = Vec::with_capacity(ROUND);
+    let mut timed_ns = 0u128;
+    let mut requests: Vec<CaseRequest> = Vec::with_capacity(ROUND);
+    let mut decisions: Vec<Result<Decision, RoutingError>> = Vec::with_capacity(ROUND);
     // Rounds alternate: one timed as a whole (the mean), one decision by decision.
     let mut sample_round = false;
     let mut timed_cases = 0usize;
@@ -160,17 +215,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             )?;
             if let Some(cell) = grid.locate(p) {
                 let category = CategoryId::from_index(rng.below(categories)).ok_or("category")?;
+                requests.push(CaseRequest::new(CaseId(next_case), cell, category, p));
                 next_case += 1;
-                requests.push((CaseId(next_case), cell, category, p));
             }
         }
         decisions.clear();
         let region = Region::new(GLOBAL);
         if sample_round {
             // Every decision timed on its own, for the median and tail (clock reads included).
-            for &(case, cell, category, location) in &requests {
+            for req in &requests {
                 let t = Instant::now();
-                let d = router.route(&CaseRequest::new(case, cell, category, location));
+                let d = router.route(req);
                 let ns = t.elapsed().as_nanos() as u64;
                 decisions.push(d);
                 if samples.len() < samples.capacity() {
@@ -179,28 +234,30 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         } else {
             let t = Instant::now();
-            for &(case, cell, category, location) in &requests {
-                decisions.push(router.route(&CaseRequest::new(case, cell, category, location)));
+            for req in &requests {
+                decisions.push(router.route(req));
             }
             timed_ns += t.elapsed().as_nanos();
             timed_cases += n;
         }
         sample_round = !sample_round;
         report.allocations_while_routing += region.change().allocations;
-        for (&(case, cell, category, location), decision) in requests.iter().zip(&decisions) {
+        for (req, decision) in requests.iter().zip(&decisions) {
             let decision = decision.as_ref().map_err(|e| e.to_string())?;
             report.cases += 1;
-            report.violations += check(&router, &city, decision, category, &[], &mut model_load);
-            tally(&mut report, decision.outcome);
-            if let Some(worker) = decision.worker() {
-                open.push(Open {
-                    case,
+            report.violations += check(&router, &city, decision, req, &[], &mut model_load);
+            tally(&mut report, decision);
+            if let Some(csv) = &mut csv {
+                csv.row(&router.record(decision))?;
+            }
+            match decision.worker() {
+                Some(worker) => open.push(Open {
+                    req: *req,
                     worker,
-                    cell,
-                    category,
-                    location,
                     returned_by: Vec::new(),
-                });
+                }),
+                // Queued or referred: another stage takes it from here.
+                None => report.violations += usize::from(router.forget(req.case).is_some()),
             }
         }
         report.decisions += n;
@@ -214,9 +271,19 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             let k = rng.below(open.len());
             let mut case = open.swap_remove(k);
-            case.returned_by.push(case.worker);
-            let req = CaseRequest::new(case.case, case.cell, case.category, case.location);
-            let decision = router.return_case(&req, case.worker)?;
+            // A return by someone who does not hold the case changes nothing.
+            let stranger = WorkerId::from_index(rng.below(n_workers)).ok_or("worker")?;
+            if stranger != case.worker {
+                let refused = matches!(
+                    router.return_case(&case.req, stranger),
+                    Err(RoutingError::NotHolding { .. })
+                );
+                report.violations += usize::from(!refused);
+            }
+            if !case.returned_by.contains(&case.worker) {
+                case.returned_by.push(case.worker);
+            }
+            let decision = router.return_case(&case.req, case.worker)?;
             model_load[case.worker.index()] -= 1;
             report.returns += 1;
             report.decisions += 1;
@@ -224,24 +291,38 @@ fn main() -> Result<(), Box<dyn Error>> {
                 &router,
                 &city,
                 &decision,
-                case.category,
+                &case.req,
                 &case.returned_by,
                 &mut model_load,
             );
-            tally(&mut report, decision.outcome);
-            if let Some(worker) = decision.worker() {
-                case.worker = worker;
-                open.push(case);
+            // The router counts distinct returners itself.
+            report.violations +=
+                usize::from(usize::from(router.returns(case.req.case)) != case.returned_by.len());
+            tally(&mut report, &decision);
+            if let Some(csv) = &mut csv {
+                csv.row(&router.record(&decision))?;
+            }
+            match decision.worker() {
+                Some(worker) => {
+                    case.worker = worker;
+                    open.push(case);
+                }
+                None => report.violations += usize::from(router.forget(case.req.case).is_some()),
             }
         }
         let finish = open.len() * 3 / 4;
-        for _ in 0..finish {
+        for i in 0..finish {
             let k = rng.below(open.len());
             let case = open.swap_remove(k);
-            router.release(case.case)?;
-            router.forget(case.case);
+            report.violations += usize::from(router.release(case.req.case)? != Some(case.worker));
             model_load[case.worker.index()] -= 1;
             report.released += 1;
+            // A "finished" delivered twice must not free a second slot.
+            if i % 8 == 0 {
+                report.violations += usize::from(router.release(case.req.case)?.is_some());
+                report.duplicate_releases += 1;
+            }
+            report.violations += usize::from(router.forget(case.req.case).is_some());
         }
         for _ in 0..n / 16 {
             let w = WorkerId::from_index(rng.below(n_workers)).ok_or("worker")?;
@@ -259,6 +340,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     report.violations += load_mismatches(&router, &model_load)?;
+    if let Some(csv) = &mut csv {
+        csv.0.flush()?;
+    }
     report.ns_per_decision = timed_ns as f64 / timed_cases.max(1) as f64;
     samples.sort_unstable();
     let pick = |q: f64| {
@@ -270,14 +354,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     report.median_ns = pick(0.5);
     report.p99_ns = pick(0.99);
     println!("{}", serde_json::to_string(&report)?);
-    assert_eq!(
-        report.violations, 0,
-        "decisions broke the routing constraints"
-    );
+    assert_eq!(report.violations, 0, "decisions broke the routing rules");
     assert_eq!(report.allocations_while_routing, 0, "routing allocated");
     assert_eq!(
         report.assigned + report.queued + report.referred + report.rulings,
         report.decisions
+    );
+    assert!(
+        report.assigned_community_held > 0 && report.assigned_street_held > 0,
+        "both the community and the street path must be exercised"
     );
     Ok(())
 }
@@ -293,38 +378,88 @@ fn load_mismatches(router: &Router, model_load: &[u32]) -> Result<usize, Box<dyn
     Ok(bad)
 }
 
-fn tally(report: &mut Report, outcome: Outcome) {
-    match outcome {
-        Outcome::Assigned { .. } => report.assigned += 1,
+fn tally(report: &mut Report, d: &Decision) {
+    match d.outcome {
+        Outcome::Assigned { .. } => {
+            report.assigned += 1;
+            match d.trace.admission.holder {
+                Holder::Community(_) => report.assigned_community_held += 1,
+                _ => report.assigned_street_held += 1,
+            }
+        }
         Outcome::Queued { .. } => report.queued += 1,
         Outcome::Referred { .. } => report.referred += 1,
         Outcome::Ruling { .. } => report.rulings += 1,
     }
 }
 
-/// Violations in one decision: the worker must hold a role of the category, be on duty,
-/// not be a returner, and stay within capacity. Counts the case in our own load model.
+/// Violations in one decision. The holder comes from the city's duty lists, not from the
+/// decision; an assigned worker must belong to it (community-held: a worker of that
+/// community; street-held: a worker of that street office whose organ or agency serves the
+/// category's platform), hold a role of the category, be on duty, not be a returner and
+/// stay within capacity; a queue or ruling must sit at the holder's street office. Counts
+/// the case in our own load model.
 fn check(
     router: &Router,
     city: &City,
-    decision: &wangge::Decision,
-    category: CategoryId,
+    decision: &Decision,
+    req: &CaseRequest,
     returned_by: &[WorkerId],
     model_load: &mut [u32],
 ) -> usize {
-    let Some(w) = decision.worker() else { return 0 };
-    let mut bad = 0;
-    let (Some(worker), Some(cat), Ok(state)) = (
-        city.worker(w),
-        city.category(category),
-        router.worker_state(w),
+    let (Ok(admission), Some(cat)) = (
+        city.admit(req.cell, req.category),
+        city.category(req.category),
     ) else {
         return 1;
     };
-    model_load[w.index()] += 1;
-    bad += usize::from(!worker.roles.intersects(cat.roles));
-    bad += usize::from(returned_by.contains(&w));
-    bad += usize::from(state.status != WorkerStatus::OnDuty);
-    bad += usize::from(state.load > state.capacity);
+    let mut bad = usize::from(decision.case != req.case || decision.cell != req.cell);
+    bad += usize::from(decision.trace.admission != admission);
+    // Support is off: nothing crosses a border.
+    bad += usize::from(matches!(decision.trace.found, Found::Support(_)));
+    let street = match admission.holder {
+        Holder::Community(c) => city.unit(c).and_then(|u| u.parent),
+        Holder::Street { street, .. } => Some(street),
+        Holder::Department(_) => None,
+    };
+    let organ_street = |o| city.organ(o).map(|o| o.street);
+    match decision.outcome {
+        Outcome::Assigned { worker: w } => {
+            let (Some(worker), Ok(state)) = (city.worker(w), router.worker_state(w)) else {
+                return bad + 1;
+            };
+            model_load[w.index()] += 1;
+            let belongs = match (admission.holder, worker.unit) {
+                (Holder::Community(c), WorkerUnit::Community(u)) => u == c,
+                (Holder::Street { street, .. }, WorkerUnit::Organ(o)) => city
+                    .organ(o)
+                    .is_some_and(|o| o.street == street && o.platform == Some(cat.platform)),
+                (Holder::Street { street, .. }, WorkerUnit::Agency(a)) => city
+                    .agency(a)
+                    .is_some_and(|a| a.street == street && a.platform == Some(cat.platform)),
+                _ => false,
+            };
+            bad += usize::from(!belongs);
+            bad += usize::from(Some(worker.street) != street);
+            bad += usize::from(!worker.roles.intersects(cat.roles));
+            bad += usize::from(returned_by.contains(&w));
+            bad += usize::from(state.status != WorkerStatus::OnDuty);
+            bad += usize::from(state.load > state.capacity);
+        }
+        Outcome::Queued { organ } => {
+            bad += usize::from(street.is_none() || organ_street(organ) != street);
+        }
+        Outcome::Ruling { organ } => {
+            bad += usize::from(street.is_none() || organ_street(organ) != street);
+            bad += usize::from(
+                city.organ(organ).and_then(|o| o.mandatory)
+                    != Some(MandatoryOrgan::GovernanceCenter),
+            );
+            bad += usize::from(returned_by.len() < usize::from(router.config().max_returns));
+        }
+        Outcome::Referred { department } => {
+            bad += usize::from(admission.holder != Holder::Department(department));
+        }
+    }
     bad
 }

@@ -170,6 +170,9 @@ pub mod config {
 /// in [`generate`].
 pub mod demo {
     pub use crate::city::demo::{
+        COMMUNITY_CELLS, STREET_COMMUNITIES, demo_config_grouped, group_cells,
+    };
+    pub use crate::city::demo::{
         demo_city, demo_city_grid, demo_config, demo_config_for, demo_config_with_workers,
     };
 }

@@ -771,3 +771,358 @@ mod tests {
         assert!(matches!(a.holder, Holder::Community(_)));
     }
 }
+
+/// Cells per community that [`group_cells`] aims at when it groups a grid for
+/// [`demo_config_grouped`]: a community (社区) of a real grid holds some 10-40 cells.
+pub const COMMUNITY_CELLS: usize = 25;
+
+/// Communities per street office that [`group_cells`] aims at: a street office (街道)
+/// oversees some 8-20 communities.
+pub const STREET_COMMUNITIES: usize = 12;
+
+/// The cells of `grid` with every cell that lacks a community or a street office put in
+/// one: such cells are grouped into contiguous communities of about `community_cells`
+/// cells (by the grid's neighbour graph), and those into contiguous street offices of
+/// about `street_communities` communities, never across the cells' `district` property.
+/// Cells without a district are grouped as one district named `"district"`. Cells that
+/// name both their community and street office keep them.
+///
+/// Groups grow breadth-first from the lowest-numbered cell not yet grouped; a leftover
+/// piece smaller than half the target joins a neighbouring group of its district, so
+/// groups hold at most about one and a half times the target, except where the grid
+/// itself is cut into pieces (an island smaller than half a community stays on its own).
+///
+/// Names: street office `{district}-S{n}`, community `{district}-S{n}-C{m}`, numbered in
+/// the order they were grown.
+///
+/// # Complexity
+/// Linear in the number of cells and neighbour links.
+pub fn group_cells(
+    grid: &Grid,
+    community_cells: usize,
+    street_communities: usize,
+) -> Vec<crate::grid::Cell> {
+    let community_cells = community_cells.max(1);
+    let street_communities = street_communities.max(1);
+    let n = grid.len();
+    let mut cells: Vec<crate::grid::Cell> = grid.cells().to_vec();
+    let district_name = |c: &crate::grid::Cell| {
+        c.district
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or("district")
+            .to_string()
+    };
+    let named = |c: &crate::grid::Cell| {
+        [&c.community, &c.street]
+            .iter()
+            .all(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
+    };
+    // District of every cell as an index, and whether it takes part in the grouping.
+    let mut districts: Vec<String> = Vec::new();
+    let mut district_of = vec![0usize; n];
+    let mut free = vec![false; n];
+    for (i, c) in cells.iter().enumerate() {
+        let d = district_name(c);
+        district_of[i] = match districts.iter().position(|x| *x == d) {
+            Some(k) => k,
+            None => {
+                districts.push(d);
+                districts.len() - 1
+            }
+        };
+        free[i] = !named(c);
+    }
+    let links: Vec<Vec<usize>> = (0..n)
+        .map(|i| {
+            CellId::from_index(i)
+                .map(|id| grid.neighbours(id).iter().map(|c| c.index()).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let community = grow(&links, &free, &district_of, community_cells);
+    let k = community.iter().flatten().max().map_or(0, |m| m + 1);
+    // The communities' own neighbour graph, for growing street offices.
+    let mut c_links: Vec<Vec<usize>> = vec![Vec::new(); k];
+    let mut c_district = vec![0usize; k];
+    for i in 0..n {
+        let Some(a) = community[i] else { continue };
+        c_district[a] = district_of[i];
+        for &j in &links[i] {
+            if let Some(b) = community[j]
+                && a != b
+                && !c_links[a].contains(&b)
+            {
+                c_links[a].push(b);
+            }
+        }
+    }
+    for l in &mut c_links {
+        l.sort_unstable();
+    }
+    let street = grow(&c_links, &vec![true; k], &c_district, street_communities);
+    // Number the communities within each street office, in the order they were grown.
+    let mut seen_in_street: HashMap<usize, usize> = HashMap::new();
+    let mut c_number = vec![0usize; k];
+    for (c, s) in street.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let m = seen_in_street.entry(*s).or_insert(0);
+        *m += 1;
+        c_number[c] = *m;
+    }
+    for (i, cell) in cells.iter_mut().enumerate() {
+        let Some(c) = community[i] else { continue };
+        let Some(s) = street[c] else { continue };
+        let d = &districts[district_of[i]];
+        cell.district = Some(d.clone());
+        cell.street = Some(format!("{d}-S{}", s + 1));
+        cell.community = Some(format!("{d}-S{}-C{}", s + 1, c_number[c]));
+    }
+    cells
+}
+
+/// Grows groups of about `target` nodes over `links` among the `free` nodes, never across
+/// `district`: breadth-first from the lowest free node not yet taken, then leftover pieces
+/// smaller than half the target are given to a neighbouring group of their district.
+fn grow(
+    links: &[Vec<usize>],
+    free: &[bool],
+    district: &[usize],
+    target: usize,
+) -> Vec<Option<usize>> {
+    let n = links.len();
+    let mut group: Vec<Option<usize>> = vec![None; n];
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut queue = std::collections::VecDeque::new();
+    for seed in 0..n {
+        if !free[seed] || group[seed].is_some() {
+            continue;
+        }
+        let g = sizes.len();
+        sizes.push(0);
+        group[seed] = Some(g);
+        queue.clear();
+        queue.push_back(seed);
+        while let Some(i) = queue.pop_front() {
+            sizes[g] += 1;
+            if sizes[g] + queue.len() >= target {
+                continue;
+            }
+            for &j in &links[i] {
+                if free[j]
+                    && group[j].is_none()
+                    && district[j] == district[seed]
+                    && sizes[g] + queue.len() < target
+                {
+                    group[j] = Some(g);
+                    queue.push_back(j);
+                }
+            }
+        }
+    }
+    // Small pieces join the smallest neighbouring group of their district (once each, so
+    // that groups stay within about one and a half times the target).
+    let small = target.div_ceil(2);
+    let mut merged_into: Vec<usize> = (0..sizes.len()).collect();
+    for g in 0..sizes.len() {
+        if sizes[g] >= small || merged_into[g] != g {
+            continue;
+        }
+        let mut best: Option<usize> = None;
+        for i in 0..n {
+            if group[i].map(|x| merged_into[x]) != Some(g) {
+                continue;
+            }
+            for &j in &links[i] {
+                let Some(h) = group[j].map(|x| merged_into[x]) else {
+                    continue;
+                };
+                if h != g
+                    && district[j] == district[i]
+                    && sizes[h] < target + small
+                    && best.is_none_or(|b| sizes[h] < sizes[b])
+                {
+                    best = Some(h);
+                }
+            }
+        }
+        if let Some(h) = best {
+            sizes[h] += sizes[g];
+            sizes[g] = 0;
+            for m in merged_into.iter_mut() {
+                if *m == g {
+                    *m = h;
+                }
+            }
+        }
+    }
+    // Renumber densely, in the order the groups were grown.
+    let mut dense: HashMap<usize, usize> = HashMap::new();
+    group
+        .iter()
+        .map(|g| {
+            g.map(|g| {
+                let root = merged_into[g];
+                let next = dense.len();
+                *dense.entry(root).or_insert(next)
+            })
+        })
+        .collect()
+}
+
+/// The demo city's config ([`demo_config_for`]) for any grid, with the cells that name no
+/// community or street office grouped by [`group_cells`] (about [`COMMUNITY_CELLS`] cells
+/// a community, [`STREET_COMMUNITIES`] communities a street office), and about `workers`
+/// workers if given. Returns the grid with its cells' parents filled in, which the config
+/// belongs to.
+///
+/// # Errors
+/// [`Error::Grid`](crate::Error::Grid) if the regrouped cells do not make a grid (they
+/// always do when `grid` is one), and the errors of [`demo_config_for`].
+pub fn demo_config_grouped(
+    grid: &Grid,
+    workers: Option<usize>,
+) -> Result<(Grid, CityConfig), crate::Error> {
+    let grouped = Grid::new(group_cells(grid, COMMUNITY_CELLS, STREET_COMMUNITIES))?;
+    let config = config_for(&grouped, workers)?;
+    Ok((grouped, config))
+}
+
+#[cfg(test)]
+mod grouping_tests {
+    use super::*;
+    use crate::grid::{Cell, Polygon};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const COLS: usize = 40;
+    const ROWS: usize = 30;
+
+    /// A 40 x 30 lattice without communities or street offices: the west 24 columns in
+    /// district 西区, the rest in 东区, with a lake (no cells) cutting a few rows and a
+    /// two-cell island inside the lake.
+    fn lattice() -> (Grid, Vec<(usize, usize)>) {
+        let mut cells = Vec::new();
+        let mut at = Vec::new();
+        for r in 0..ROWS {
+            for c in 0..COLS {
+                let lake = (10..14).contains(&r) && (5..20).contains(&c);
+                let island = r == 12 && (11..13).contains(&c);
+                if lake && !island {
+                    continue;
+                }
+                // Sixty-fourths of a degree: exact in binary, so that shared edges match.
+                let deg = |i: usize| i as f64 / 64.0;
+                let mut cell = Cell::new(
+                    format!("r{r}c{c}"),
+                    vec![Polygon::rect(
+                        [120.0 + deg(c), 36.0 + deg(r)],
+                        [120.0 + deg(c + 1), 36.0 + deg(r + 1)],
+                    )],
+                );
+                cell.district = Some(if c < 24 { "西区" } else { "东区" }.to_string());
+                cells.push(cell);
+                at.push((r, c));
+            }
+        }
+        (Grid::new(cells).unwrap(), at)
+    }
+
+    /// Whether `members` is connected by the lattice's own 4-neighbourhood (not the grid's
+    /// neighbour graph, which the grouping uses).
+    fn connected(members: &BTreeSet<(usize, usize)>) -> bool {
+        let Some(&first) = members.iter().next() else {
+            return false;
+        };
+        let mut seen = BTreeSet::from([first]);
+        let mut stack = vec![first];
+        while let Some((r, c)) = stack.pop() {
+            let next = [
+                (r.wrapping_sub(1), c),
+                (r + 1, c),
+                (r, c.wrapping_sub(1)),
+                (r, c + 1),
+            ];
+            for p in next {
+                if members.contains(&p) && seen.insert(p) {
+                    stack.push(p);
+                }
+            }
+        }
+        seen.len() == members.len()
+    }
+
+    #[test]
+    fn groups_are_contiguous_of_sensible_size_and_within_their_district() {
+        let (grid, at) = lattice();
+        let cells = group_cells(&grid, 25, 12);
+        assert_eq!(cells.len(), grid.len());
+        let mut communities: BTreeMap<String, BTreeSet<(usize, usize)>> = BTreeMap::new();
+        let mut streets: BTreeMap<String, BTreeSet<(usize, usize)>> = BTreeMap::new();
+        let mut community_street: BTreeMap<String, String> = BTreeMap::new();
+        let mut district_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let m = cell.community.clone().expect("every cell has a community");
+            let s = cell.street.clone().expect("every cell has a street office");
+            let d = cell.district.clone().expect("districts are kept");
+            assert_eq!(Some(d.as_str()), grid.cells()[i].district.as_deref());
+            communities.entry(m.clone()).or_default().insert(at[i]);
+            streets.entry(s.clone()).or_default().insert(at[i]);
+            let previous = community_street.insert(m.clone(), s.clone());
+            assert!(previous.is_none_or(|p| p == s), "{m} in two street offices");
+            district_of.entry(s).or_default().insert(d);
+        }
+        for (s, ds) in &district_of {
+            assert_eq!(ds.len(), 1, "{s} spans districts {ds:?}");
+        }
+        for (m, members) in &communities {
+            assert!(connected(members), "community {m} is not contiguous");
+            // The island (2 cells) is the only group allowed below half the target.
+            let island = members
+                .iter()
+                .all(|&(r, c)| r == 12 && (11..13).contains(&c));
+            assert!(
+                island || (13..=38).contains(&members.len()),
+                "community {m} has {} cells",
+                members.len()
+            );
+        }
+        for (s, members) in &streets {
+            assert!(connected(members), "street office {s} is not contiguous");
+        }
+        // 1,140 cells: about 45 communities of 25, about 4 street offices of 12.
+        assert!(
+            (35..=55).contains(&communities.len()),
+            "{:?}",
+            communities.values().map(|m| m.len()).collect::<Vec<_>>()
+        );
+        assert!(
+            (3..=8).contains(&streets.len()),
+            "{:?}",
+            streets.values().map(|m| m.len()).collect::<Vec<_>>()
+        );
+        // And the result makes a valid demo city.
+        let (grouped, config) = demo_config_grouped(&grid, Some(300)).unwrap();
+        assert_eq!(config.communities.len(), communities.len());
+        City::new(&config, grouped).unwrap();
+    }
+
+    #[test]
+    fn cells_that_name_their_parents_keep_them() {
+        let (grid, _) = lattice();
+        let mut named: Vec<Cell> = grid.cells().to_vec();
+        for c in named.iter_mut().take(10) {
+            c.community = Some("M".into());
+            c.street = Some("S".into());
+        }
+        let grid = Grid::new(named).unwrap();
+        let cells = group_cells(&grid, 25, 12);
+        for c in &cells[..10] {
+            assert_eq!(c.community.as_deref(), Some("M"));
+        }
+        assert!(
+            cells[10..]
+                .iter()
+                .all(|c| c.community.as_deref() != Some("M"))
+        );
+    }
+}

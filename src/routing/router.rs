@@ -397,6 +397,20 @@ pub struct Router {
     force: Csr<u32>,
     /// Per cell: every worker within `max_ring` cells, by ring (only with `support`).
     support: Csr<Near>,
+    /// Per unit: the street office it lies in (itself for a street office), and that
+    /// street office's organ for each platform (queues and rulings), so that a decision
+    /// reads one small row instead of the city's unit records.
+    street_organs: Vec<(UnitId, [OrganId; 4])>,
+    /// Per category: what a decision needs of it, packed.
+    categories: Vec<CategoryInfo>,
+}
+
+/// What a decision reads of a category.
+#[derive(Debug, Clone, Copy)]
+struct CategoryInfo {
+    roles: RoleSet,
+    platform: Platform,
+    deadlines: [Option<Duration>; 4],
 }
 
 impl Router {
@@ -485,6 +499,37 @@ impl Router {
         );
         let capacity: usize = workers.iter().map(|w| w.capacity as usize).sum();
         let roles = workers.iter().map(|w| w.roles).collect();
+        let mut street_organs = Vec::with_capacity(units);
+        for u in 0..units {
+            let unit = UnitId(u as u32);
+            let street = match city.unit(unit).map(|x| x.kind) {
+                Some(UnitKind::Street) => unit,
+                Some(UnitKind::Community) => city.unit(unit).and_then(|x| x.parent).unwrap_or(unit),
+                _ => {
+                    street_organs.push((unit, [OrganId(u32::MAX); 4]));
+                    continue;
+                }
+            };
+            let mut row = [OrganId(u32::MAX); 4];
+            for p in Platform::ALL {
+                row[p.index()] = city
+                    .platform_organ(street, p)
+                    .ok_or(RoutingError::NoOrgan {
+                        street,
+                        platform: p,
+                    })?;
+            }
+            street_organs.push((street, row));
+        }
+        let categories = city
+            .categories()
+            .iter()
+            .map(|c| CategoryInfo {
+                roles: c.roles,
+                platform: c.platform,
+                deadlines: c.deadlines,
+            })
+            .collect();
         Ok(Router {
             city,
             config,
@@ -497,6 +542,8 @@ impl Router {
             community,
             force,
             support,
+            street_organs,
+            categories,
         })
     }
 
@@ -725,9 +772,9 @@ impl Router {
             outcome,
             trace,
             deadline: self
-                .city
-                .category(req.category)
-                .and_then(|c| c.deadline(req.priority)),
+                .categories
+                .get(req.category.index())
+                .and_then(|c| c.deadlines[req.priority.index()]),
         }
     }
 
@@ -749,25 +796,29 @@ impl Router {
         record: &CaseRecord,
         before_claim: impl FnOnce(),
     ) -> Result<Decision, RoutingError> {
-        let category = self
-            .city
-            .category(req.category)
+        let category = *self
+            .categories
+            .get(req.category.index())
             .ok_or(RoutingError::UnknownCategory(req.category))?;
         let mut trace = self.trace(admission, record);
-        let (street, queue) = match admission.holder {
+        let (unit, queue) = match admission.holder {
             Holder::Department(department) => {
                 before_claim();
                 return Ok(self.decision(req, Outcome::Referred { department }, trace));
             }
-            Holder::Community(community) => {
-                let street = self.city.unit(community).and_then(|u| u.parent);
-                let street = street.unwrap_or(community);
-                (street, self.organ(street, category.platform)?)
-            }
-            Holder::Street { street, organ } => (street, organ),
+            Holder::Community(community) => (community, None),
+            Holder::Street { street, organ } => (street, Some(organ)),
         };
+        let &(street, organs) =
+            self.street_organs
+                .get(unit.index())
+                .ok_or(RoutingError::NoOrgan {
+                    street: unit,
+                    platform: category.platform,
+                })?;
+        let queue = queue.unwrap_or(organs[category.platform.index()]);
         if record.returners().len() >= usize::from(self.config.max_returns) {
-            let organ = self.organ(street, Platform::Governance)?;
+            let organ = organs[Platform::Governance.index()];
             before_claim();
             return Ok(self.decision(req, Outcome::Ruling { organ }, trace));
         }
@@ -925,12 +976,6 @@ impl Router {
             cos_lat,
         };
         best.offer((self.policy.rank(&candidate), w));
-    }
-
-    fn organ(&self, street: UnitId, platform: Platform) -> Result<OrganId, RoutingError> {
-        self.city
-            .platform_organ(street, platform)
-            .ok_or(RoutingError::NoOrgan { street, platform })
     }
 
     /// Puts a worker on duty, busy or off duty. Cases they hold stay with them.
