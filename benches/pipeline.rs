@@ -16,9 +16,10 @@ use std::time::Duration;
 use wangge::config::MAX_CAPACITY;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
+use wangge::pipeline::{CaseBrief, Reporter};
 use wangge::{
-    CaseBrief, CaseState, CategoryId, City, Command, Engine, Grid, LifecycleError, Location,
-    Report, Reporter, SimClock, Source, Timestamp, Verifier, WorkerId,
+    CaseState, CategoryId, City, Command, Engine, Grid, LifecycleError, Location, Report, SimClock,
+    Source, Timestamp, Verifier, WorkerId,
 };
 
 /// Cells of the generated city (about).

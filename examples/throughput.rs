@@ -30,10 +30,10 @@ use std::time::Instant;
 use wangge::config::MAX_CAPACITY;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
+use wangge::pipeline::{CaseBrief, Reporter, is_legal_move, is_legal_start};
 use wangge::{
-    CaseBrief, CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError,
-    Location, Priority, Report, Reporter, Satisfaction, SimClock, Source, Timestamp, Verifier,
-    WorkerId, is_legal_move, is_legal_start,
+    CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError, Location,
+    Priority, Report, Satisfaction, SimClock, Source, Timestamp, Verifier, WorkerId,
 };
 
 /// Counts allocations: bytes held per case with its history.
@@ -83,7 +83,7 @@ struct Out {
     reworks: u64,
     manual_dispatches: u64,
     illegal_histories: u64,
-    indicators: wangge::Indicators,
+    indicators: wangge::pipeline::Indicators,
 }
 
 /// SplitMix64: the same run for the same arguments on every machine.

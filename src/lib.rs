@@ -127,7 +127,7 @@ mod csr;
 mod error;
 pub mod grid;
 pub mod journal;
-mod pipeline;
+pub mod pipeline;
 mod rng;
 pub mod routing;
 
@@ -142,10 +142,8 @@ pub use city::{
 };
 pub use grid::{Cell, CellId, Grid, GridError, Location, LocationError, Polygon};
 pub use pipeline::{
-    Action, Actor, Case, CaseBrief, CaseEvent, CaseState, Command, Engine, EngineBuilder,
-    EngineConfig, EngineError, Indicators, LifecycleError, MAX_DESCRIPTION, Notice, Report,
-    Reporter, Satisfaction, Snapshot, Source, SubmitError, Subscription, Tally, Transition,
-    Verifier, is_legal_move, is_legal_start,
+    Case, CaseState, Command, Engine, EngineBuilder, EngineConfig, EngineError, LifecycleError,
+    Report, Satisfaction, Snapshot, Source, SubmitError, Verifier,
 };
 pub use routing::{
     CaseId, CaseRequest, Decision, Found, Outcome, Policy, PolicyKind, Router, RouterConfig,

@@ -195,7 +195,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let mut missed = run.missed_events;
     while let Some(n) = sub.recv() {
         match n {
-            wangge::Notice::Event(e) => {
+            wangge::pipeline::Notice::Event(e) => {
                 let id = e.case.0 as usize;
                 if streamed.len() <= id {
                     streamed.resize(id + 1, None);
@@ -204,7 +204,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
                     streamed[id] = Some((e.seq, e.transition.to()));
                 }
             }
-            wangge::Notice::Missed(k) => missed += k,
+            wangge::pipeline::Notice::Missed(k) => missed += k,
         }
     }
 

@@ -6,9 +6,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::error::Error;
 use std::time::Duration;
+use wangge::pipeline::{Notice, Reporter};
 use wangge::{
-    CaseId, CaseState, CategoryId, CellId, City, Command, Engine, Location, Notice, Priority,
-    Report, Reporter, Satisfaction, SimClock, Source, Timestamp, Verifier, WorkerId, WorkerStatus,
+    CaseId, CaseState, CategoryId, CellId, City, Command, Engine, Location, Priority, Report,
+    Satisfaction, SimClock, Source, Timestamp, Verifier, WorkerId, WorkerStatus,
 };
 
 pub const MINUTE: u64 = 60_000;
@@ -190,7 +191,7 @@ fn metres(a: [f64; 2], b: [f64; 2]) -> f64 {
 pub fn run(
     engine: &Engine,
     clock: &SimClock,
-    sub: &wangge::Subscription,
+    sub: &wangge::pipeline::Subscription,
     p: &Params,
 ) -> Result<Run, Box<dyn Error>> {
     let city = engine.city();

@@ -7,10 +7,11 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use wangge::pipeline::{Action, Notice, Reporter};
 use wangge::{
-    Action, CaseId, CaseState, CategoryId, City, Clock, Command, Engine, EngineConfig,
-    LifecycleError, Location, Notice, Priority, Report, Reporter, Satisfaction, SimClock, Source,
-    SubmitError, Timestamp, Verifier, WorkerId, WorkerStatus,
+    CaseId, CaseState, CategoryId, City, Clock, Command, Engine, EngineConfig, LifecycleError,
+    Location, Priority, Report, Satisfaction, SimClock, Source, SubmitError, Timestamp, Verifier,
+    WorkerId, WorkerStatus,
 };
 
 const T0: u64 = 1_764_460_800_000;
