@@ -30,6 +30,7 @@ mod validate;
 
 pub use audit::{
     AuditReport, InvalidCell, Jurisdiction, JurisdictionError, NEGLIGIBLE_AREA_M2, Overlap, Region,
+    SLIVER_WIDTH_M, Slivers,
 };
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
