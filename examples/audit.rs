@@ -215,6 +215,99 @@ fn clipped(out: Option<(&str, &str)>) -> Result<ExitCode, Box<dyn std::error::Er
     Ok(verdict(&report))
 }
 
+/// Grids built to cost as much as possible, each either refused or accepted and audited:
+/// what matters is that each answer comes within about a second.
+fn hostile() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let square = |x: f64, y: f64, s: f64| Polygon::rect([x, y], [x + s, y + s]);
+    // 100,000 identical squares stacked on one spot.
+    let stacked = || {
+        (0..100_000)
+            .map(|i| Cell::new(format!("s{i}"), vec![square(120.0, 36.0, 0.1)]))
+            .collect::<Vec<_>>()
+    };
+    // One ring of about two million vertices: a comb whose teeth all span the same
+    // longitudes, so that every edge's x-range overlaps every other's.
+    let comb = || {
+        let teeth = 500_000;
+        let (x0, w, h) = (120.0, 0.5, 1e-6);
+        let mut ring = vec![[x0, 36.0]];
+        for t in 0..teeth {
+            let y = 36.0 + 2.0 * t as f64 * h;
+            ring.extend([
+                [x0 + w, y],
+                [x0 + w, y + h],
+                [x0 + 1e-4, y + h],
+                [x0 + 1e-4, y + 2.0 * h],
+            ]);
+        }
+        ring.push([x0, 36.0 + 2.0 * teeth as f64 * h]);
+        ring.push([x0, 36.0]);
+        vec![Cell::new("comb", vec![Polygon::new(ring)])]
+    };
+    // A round ring of two million vertices: large but harmless.
+    let round = || {
+        let n = 2_000_000;
+        let mut ring: Vec<[f64; 2]> = (0..n)
+            .map(|k| {
+                let a = k as f64 / n as f64 * std::f64::consts::TAU;
+                [120.0 + 0.1 * a.cos(), 36.0 + 0.1 * a.sin()]
+            })
+            .collect();
+        ring.push(ring[0]);
+        vec![Cell::new("round", vec![Polygon::new(ring)])]
+    };
+    // The 50,000-cell lattice plus 2,000 cells as large as the world.
+    let world = || {
+        let mut cells = lattice(224, None, None);
+        for i in 0..2_000 {
+            cells.push(Cell::new(
+                format!("w{i}"),
+                vec![Polygon::rect([-180.0, -90.0], [180.0, 90.0])],
+            ));
+        }
+        cells
+    };
+    // Tiny cells at the ends of the world: an envelope of the whole globe, cells of 1e-9°.
+    let spread = || {
+        (0..50_000)
+            .map(|i| {
+                let x = if i % 2 == 0 { -179.0 } else { 179.0 } + (i / 2) as f64 * 1e-6;
+                let y = if i % 4 < 2 { -89.0 } else { 89.0 };
+                Cell::new(format!("t{i}"), vec![square(x, y, 1e-9)])
+            })
+            .collect::<Vec<_>>()
+    };
+    let cases: [(&str, &dyn Fn() -> Vec<Cell>); 5] = [
+        ("100,000 stacked squares", &stacked),
+        ("comb ring of 2,000,003 vertices", &comb),
+        ("round ring of 2,000,001 vertices", &round),
+        ("50,176-cell lattice + 2,000 world-sized cells", &world),
+        ("50,000 cells of 1e-9° at the ends of the world", &spread),
+    ];
+    let mut slowest = 0.0f64;
+    for (name, make) in cases {
+        let cells = make();
+        let started = Instant::now();
+        let outcome = match Grid::new(cells) {
+            Ok(grid) => {
+                let report = grid.audit(None);
+                format!(
+                    "accepted; audit: {} overlap(s), {} gap(s)",
+                    report.overlaps.len(),
+                    report.gaps.len()
+                )
+            }
+            Err(e) => format!("refused: {e}"),
+        };
+        let secs = started.elapsed().as_secs_f64();
+        slowest = slowest.max(secs);
+        let shown: String = outcome.chars().take(160).collect();
+        println!("{name}: {secs:.2} s, {shown}");
+    }
+    println!("slowest answer: {slowest:.2} s");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn from_files(grid_path: &str, boundary_path: Option<&str>, json: bool) -> ExitCode {
     let read =
         |path: &str| std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
@@ -253,6 +346,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         [] => demo(),
         [flag] if flag == "--clipped" => clipped(None),
+        [flag] if flag == "--hostile" => hostile(),
         [flag, g, b] if flag == "--clipped" => clipped(Some((g, b))),
         [flag, n] if flag == "--lattice" => match n.parse() {
             Ok(n) => timed_lattice(n),

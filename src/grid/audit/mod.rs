@@ -58,6 +58,10 @@ pub(crate) mod planted;
 /// findings, only counted as slivers.
 pub const NEGLIGIBLE_AREA_M2: f64 = 1e-6;
 
+/// Cells of several rings with more vertices than this are not checked for how their rings
+/// meet (geo's check compares every pair of edges) and are listed as invalid, saying so.
+const MAX_VALIDATED_VERTICES: usize = 20_000;
+
 /// Pieces of gaps, overlaps and parts outside whose mean width (`2 · area / perimeter`) is
 /// under this many metres are slivers: where computed border vertices and a boundary's
 /// edges part by a hair. Half a metre is far above rounding (nanometres) and far below any
@@ -296,7 +300,7 @@ pub struct AuditReport {
     pub outside: Vec<Region>,
     /// Pieces of gaps, overlaps and parts outside thinner than [`SLIVER_WIDTH_M`].
     pub slivers: Slivers,
-    /// Cells with invalid geometry.
+    /// Cells with invalid geometry (or, with several rings, too many vertices to check).
     pub invalid: Vec<InvalidCell>,
     /// Cells whose coverage the exact union could not settle (they overlap another cell),
     /// left to the boolean operations.
@@ -835,12 +839,26 @@ impl super::Grid {
             .iter()
             .enumerate()
             .filter_map(|(i, cell)| {
-                let m = GeoMulti::new(cell.polygons.iter().map(to_geo_polygon).collect());
-                let problems: Vec<String> = m
-                    .validation_errors()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                // A cell of one ring was fully checked when the grid was built (closed, no
+                // self-contact): OGC-valid. Only the relations between rings are left to
+                // geo, whose check compares every pair of edges, so only up to a size.
+                let rings: Vec<&Ring> = cell.polygons.iter().flat_map(|p| p.rings()).collect();
+                if rings.len() < 2 {
+                    return None;
+                }
+                let vertices: usize = rings.iter().map(|r| r.len()).sum();
+                let problems: Vec<String> = if vertices > MAX_VALIDATED_VERTICES {
+                    vec![format!(
+                        "{vertices} vertices in {} rings: too many to check how its rings meet (at most {MAX_VALIDATED_VERTICES})",
+                        rings.len()
+                    )]
+                } else {
+                    let m = GeoMulti::new(cell.polygons.iter().map(to_geo_polygon).collect());
+                    m.validation_errors()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                };
                 (!problems.is_empty()).then(|| InvalidCell {
                     cell: CellId(i as u32),
                     name: cell.name.clone(),
