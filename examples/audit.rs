@@ -22,6 +22,9 @@
 //! 50,000-cell city clipped to an off-lattice boundary with planted faults
 //! (`generate::clipped_city`), audited, timed and checked against what was planted;
 //! optionally written out for `.ci/audit_check.py`.
+//! `cargo run --release --example audit -- --hostile`: grids built to cost as much as
+//! possible (stacked cells, a comb ring, a 2M-vertex ring, world-sized and crowded cells),
+//! each refused or audited, timed.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -212,7 +215,8 @@ fn clipped(out: Option<(&str, &str)>) -> Result<ExitCode, Box<dyn std::error::Er
         report.outside.len(),
         report.slivers.count
     );
-    Ok(verdict(&report))
+    // The faults are planted: finding exactly them is the success here.
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Grids built to cost as much as possible, each either refused or accepted and audited:
@@ -305,6 +309,11 @@ fn hostile() -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("{name}: {secs:.2} s, {shown}");
     }
     println!("slowest answer: {slowest:.2} s");
+    // About a second each on a quiet machine; the margin is for a loaded one.
+    assert!(
+        slowest < 5.0,
+        "a hostile grid held a core for {slowest:.1} s"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

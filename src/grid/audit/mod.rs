@@ -827,7 +827,9 @@ impl super::Grid {
                         faces.push(face);
                     } else {
                         let face = GeoMulti::new(vec![face]);
-                        faces.extend(face.difference(&GeoMulti::new(near)));
+                        // Unioned first: set-aside cells overlap, and a difference with
+                        // overlapping parts would count their overlap twice.
+                        faces.extend(face.difference(&geo::unary_union(near.iter())));
                     }
                 }
                 (classify(faces.iter(), &mut slivers), Vec::new(), None)
