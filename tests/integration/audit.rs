@@ -231,3 +231,37 @@ fn tiny_cells_at_the_ends_of_the_world_are_refused() {
     let err = Grid::new(cells).unwrap_err();
     assert!(matches!(err, GridError::TooCostly { .. }), "{err}");
 }
+
+#[test]
+fn a_cell_wholly_inside_another_is_an_overlap_found_by_depth_alone() {
+    // No edge is shared or crossed: only the coverage depth around its ring shows it.
+    let s = 0.01;
+    // Every corner from one formula, so that neighbours share vertices bit for bit.
+    let x = |i: usize| 120.0 + i as f64 * s;
+    let y = |j: usize| 36.0 + j as f64 * s;
+    let mut cells: Vec<Cell> = (0..9)
+        .map(|k| {
+            let (i, j) = (k % 3, k / 3);
+            Cell::new(
+                format!("q{k}"),
+                vec![Polygon::rect([x(i), y(j)], [x(i + 1), y(j + 1)])],
+            )
+        })
+        .collect();
+    let (x0, y0) = (120.0 + 1.25 * s, 36.0 + 1.25 * s);
+    cells.push(Cell::new(
+        "inner",
+        vec![Polygon::rect([x0, y0], [x0 + s / 2.0, y0 + s / 2.0])],
+    ));
+    let grid = Grid::new(cells).unwrap();
+    let report = grid.audit(None);
+    let names: Vec<_> = report.overlaps.iter().map(|o| o.names.clone()).collect();
+    assert_eq!(names, [["q4".to_string(), "inner".to_string()]], "{report}");
+    let want = rect_area(x0, y0, x0 + s / 2.0, y0 + s / 2.0);
+    assert!(
+        (report.overlaps[0].area_m2 / want - 1.0).abs() < 0.005,
+        "{report}"
+    );
+    assert!(report.gaps.is_empty(), "{report}");
+    assert_eq!(report.inexact_cells, 1, "only the inner cell is set aside");
+}
