@@ -81,7 +81,10 @@ impl Grid {
     /// # Errors
     /// [`GridError::Empty`] for no cells, [`GridError::Cells`] listing every problem of
     /// every cell (duplicate names, short, open, degenerate or self-intersecting rings,
-    /// non-finite or out-of-range coordinates), [`GridError::TooLarge`] past 2^30 cells.
+    /// non-finite or out-of-range coordinates, rings too complex to check),
+    /// [`GridError::TooLarge`] past 2^30 cells or envelopes stacked too deep,
+    /// [`GridError::TooCostly`] where the neighbour search would do far more work than the
+    /// grid's size suggests. Each refusal is decided before the work it avoids.
     ///
     /// # Complexity
     /// About `O(V + B)` for `V` vertices and `B` buckets (32 per cell), plus the
