@@ -87,8 +87,8 @@ pub use grid::generate;
 pub use grid::{
     AuditReport, BUCKETS_PER_CELL, Cell, CellId, CellProblem, CellProblemKind, Grid, GridError,
     IndexStats, InvalidCell, Jurisdiction, JurisdictionError, Location, LocationError,
-    NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring, RingBuf, RingRef,
-    SLIVER_WIDTH_M, Slivers,
+    MAX_MEASURED_PAIRS, NEGLIGIBLE_AREA_M2, NeighbourStats, Overlap, Polygon, Region, Ring,
+    RingBuf, RingRef, SLIVER_WIDTH_M, Slivers,
 };
 pub use routing::{
     Candidate, CaseRequest, Decision, FairRotation, Found, LeastLoaded, MAX_RETURNS, MAX_RING,

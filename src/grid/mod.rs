@@ -29,8 +29,8 @@ mod neighbours;
 mod validate;
 
 pub use audit::{
-    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, NEGLIGIBLE_AREA_M2, Overlap, Region,
-    SLIVER_WIDTH_M, Slivers,
+    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, MAX_MEASURED_PAIRS,
+    NEGLIGIBLE_AREA_M2, Overlap, Region, SLIVER_WIDTH_M, Slivers,
 };
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
