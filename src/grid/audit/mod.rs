@@ -1127,4 +1127,33 @@ mod tests {
             r#"{"type": "Polygon", "coordinates": [[[0, 0], [1], [1, 1], [0, 1], [0, 0]]]}"#;
         assert!(Jurisdiction::from_geojson(short).is_err());
     }
+
+    #[test]
+    fn a_strip_a_metre_wide_is_a_sliver_of_width_one_metre_and_a_wider_one_is_not() {
+        // Widths from metres, converted with the same sphere the rule documents.
+        let deg = |m: f64| (m / EARTH_RADIUS_M).to_degrees();
+        let strip = |w_m: f64| {
+            let lat: f64 = 36.0;
+            let dx = deg(1000.0) / lat.to_radians().cos();
+            GeoPolygon::new(
+                line_string(
+                    &Polygon::rect([120.0, lat], [120.0 + dx, lat + deg(w_m)]).exterior,
+                    true,
+                ),
+                Vec::new(),
+            )
+        };
+        for (w, sliver) in [(0.3, true), (1.0, false)] {
+            let p = strip(w);
+            let area = area_m2(&p);
+            assert!((area / (1000.0 * w) - 1.0).abs() < 0.01, "{area}");
+            // 2 * area / perimeter of a w x 1000 m strip.
+            let want = 2.0 * 1000.0 * w / (2.0 * (1000.0 + w));
+            assert!((width_m(&p, area) / want - 1.0).abs() < 0.01);
+            let mut slivers = Slivers::default();
+            let found = classify([&p], &mut slivers);
+            assert_eq!(found.is_empty(), sliver);
+            assert_eq!(slivers.count, usize::from(sliver));
+        }
+    }
 }
