@@ -31,6 +31,14 @@ pub enum GridError {
         /// The number that did not fit.
         count: usize,
     },
+    /// Building the grid would take far more work than its size suggests (edges so long
+    /// that the neighbour search would walk billions of buckets): refused before the work
+    /// starts, with what would cost too much.
+    #[error("grid refused before indexing: {reason}")]
+    TooCostly {
+        /// What would cost too much, with the numbers.
+        reason: String,
+    },
 }
 
 /// One problem with one cell (a GeoJSON feature).
@@ -161,6 +169,17 @@ pub enum CellProblemKind {
     HoleCrossesShell {
         /// The hole.
         at: RingRef,
+    },
+    /// The ring's edges overlap one another's extents so much (a comb of countless teeth)
+    /// that checking it for self-intersection would take more than the allowed work.
+    #[error(
+        "{at}: ring of {edges} edges too complex to check (its edges' extents overlap too much)"
+    )]
+    TooComplex {
+        /// The ring.
+        at: RingRef,
+        /// How many edges it has.
+        edges: usize,
     },
     /// Two edges of a ring cross or touch, or the ring doubles back on itself.
     #[error("{at}: ring intersects itself between edges {first} and {second}")]

@@ -29,6 +29,8 @@
 
 use super::{Cell, Grid, Polygon, Ring};
 use crate::rng::SplitMix64;
+
+pub use super::audit::planted::{ClippedCity, ClippedParams, Planted, clipped_city};
 use std::collections::{HashMap, HashSet};
 
 /// A lattice coordinate: computed by one formula everywhere, so neighbours agree bit for bit.

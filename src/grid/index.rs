@@ -38,6 +38,9 @@ const MAX_BUCKETS: usize = 1 << 26;
 /// The most (bucket, cell) or (bucket, edge) pairs the build may hold at once: overlapping
 /// giant cells could ask for more than memory allows, and the build refuses instead.
 const MAX_ROW_ITEMS: u64 = 1 << 27;
+/// The most bucket tests the edges' envelopes may ask for (a long slanted edge is tested
+/// against every bucket of its envelope): about a second of work.
+const MAX_EDGE_WORK: u64 = 1 << 28;
 
 const TAG_SHIFT: u32 = 30;
 const PAYLOAD: u32 = (1 << TAG_SHIFT) - 1;
@@ -172,6 +175,36 @@ impl BucketIndex {
             )
         };
         let buckets = nx * ny;
+        // Refuse before any work that would be refused at the end: the pairs are counted
+        // from the envelopes' bucket ranges in O(cells + edges), where emitting them could
+        // take minutes (100,000 stacked cells ask for 3e11).
+        let span = |b: &BBox| -> u64 {
+            let (i0, j0, i1, j1) = range(b);
+            (i1 - i0 + 1) as u64 * (j1 - j0 + 1) as u64
+        };
+        let mut cell_pairs = 0u64;
+        for cb in &shapes.cell_bbox {
+            cell_pairs = cell_pairs.saturating_add(span(cb));
+            if cell_pairs > MAX_ROW_ITEMS {
+                return None;
+            }
+        }
+        let mut edge_work = 0u64;
+        for r in 0..shapes.ring_start.len() - 1 {
+            for e in shapes.ring(r).windows(2) {
+                let (a, b) = (e[0], e[1]);
+                let env = [
+                    a[0].min(b[0]),
+                    a[1].min(b[1]),
+                    a[0].max(b[0]),
+                    a[1].max(b[1]),
+                ];
+                edge_work = edge_work.saturating_add(span(&env));
+                if edge_work > MAX_EDGE_WORK {
+                    return None;
+                }
+            }
+        }
 
         // Cells whose envelope meets each bucket, in input order.
         let cands: Csr<u32> = Csr::build(buckets, MAX_ROW_ITEMS, |emit| {

@@ -29,7 +29,8 @@ mod neighbours;
 mod validate;
 
 pub use audit::{
-    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, NEGLIGIBLE_AREA_M2, Overlap, Region,
+    AuditReport, InvalidCell, Jurisdiction, JurisdictionError, MAX_MEASURED_PAIRS,
+    NEGLIGIBLE_AREA_M2, Overlap, Region, SLIVER_WIDTH_M, Slivers,
 };
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
@@ -80,7 +81,10 @@ impl Grid {
     /// # Errors
     /// [`GridError::Empty`] for no cells, [`GridError::Cells`] listing every problem of
     /// every cell (duplicate names, short, open, degenerate or self-intersecting rings,
-    /// non-finite or out-of-range coordinates), [`GridError::TooLarge`] past 2^30 cells.
+    /// non-finite or out-of-range coordinates, rings too complex to check),
+    /// [`GridError::TooLarge`] past 2^30 cells or envelopes stacked too deep,
+    /// [`GridError::TooCostly`] where the neighbour search would do far more work than the
+    /// grid's size suggests. Each refusal is decided before the work it avoids.
     ///
     /// # Complexity
     /// About `O(V + B)` for `V` vertices and `B` buckets (32 per cell), plus the
@@ -107,6 +111,22 @@ impl Grid {
             return Err(GridError::Cells(problems));
         }
         let shapes = Shapes::pack(&cells);
+        let (visits, tests) = segment_hash_work(&shapes);
+        let edges = shapes.points.len() - (shapes.ring_start.len() - 1);
+        if visits > MAX_SEGMENT_HASH_WORK {
+            return Err(GridError::TooCostly {
+                reason: format!(
+                    "the neighbour search would walk about {visits:.1e} buckets for {edges} edges (at most {MAX_SEGMENT_HASH_WORK:.1e}): edges far longer than the grid's spacing, or stacked"
+                ),
+            });
+        }
+        if tests > MAX_SEGMENT_HASH_WORK {
+            return Err(GridError::TooCostly {
+                reason: format!(
+                    "the neighbour search would make about {tests:.1e} vertex-edge tests for {edges} edges (at most {MAX_SEGMENT_HASH_WORK:.1e}): cells crowded into a tiny part of the grid's extent"
+                ),
+            });
+        }
         let buckets = BucketIndex::build(&shapes)
             .filter(BucketIndex::fits)
             .ok_or(GridError::TooLarge { count: cells.len() })?;
@@ -296,6 +316,63 @@ impl std::ops::Index<CellId> for Grid {
 
 #[allow(dead_code)]
 const _: () = assert!(NO_CELL as usize == MAX_CELLS);
+
+/// The most bucket visits, and vertex-segment tests, the neighbour search's segment hash
+/// may make: each a few hundred milliseconds.
+const MAX_SEGMENT_HASH_WORK: u64 = 1 << 27;
+
+/// About how much work the neighbour search's segment hash (about one bucket per edge over
+/// the grid's bounding box, square where the extent allows, at most 2^14 a side) would do:
+/// the buckets each edge walks, and the tests of each vertex against the edges of its
+/// bucket. Estimated in `O(edges)` so that a grid of long edges (a comb of a million teeth)
+/// or of cells crowded into a few buckets (tiny cells at the ends of the world) is refused
+/// before the work.
+fn segment_hash_work(shapes: &Shapes) -> (u64, u64) {
+    let b = geometry::bbox_of(&shapes.points);
+    let (w, h) = ((b[2] - b[0]).max(0.0), (b[3] - b[1]).max(0.0));
+    let edges = shapes
+        .points
+        .len()
+        .saturating_sub(shapes.ring_start.len() - 1)
+        .max(1) as f64;
+    let side = if w > 0.0 && h > 0.0 {
+        (w * h / edges).sqrt()
+    } else {
+        w.max(h) / edges
+    };
+    let count = |extent: f64| -> usize {
+        if side > 0.0 && extent > 0.0 {
+            ((extent / side).ceil() as usize).clamp(1, 1 << 14)
+        } else {
+            1
+        }
+    };
+    let (nx, ny) = (count(w), count(h));
+    let (sx, sy) = (w / nx as f64, h / ny as f64);
+    let mut visits = 0.0;
+    let mut per_bucket = vec![0u32; nx * ny];
+    for r in 0..shapes.ring_start.len() - 1 {
+        for e in shapes.ring(r).windows(2) {
+            let along = |d: f64, s: f64| if s > 0.0 { d.abs() / s } else { 0.0 };
+            visits += along(e[1][0] - e[0][0], sx) + along(e[1][1] - e[0][1], sy) + 2.0;
+            let cell = |x: f64, o: f64, s: f64, n: usize| -> usize {
+                if s > 0.0 {
+                    (((x - o) / s) as usize).min(n - 1)
+                } else {
+                    0
+                }
+            };
+            let k = cell(e[0][1], b[1], sy, ny) * nx + cell(e[0][0], b[0], sx, nx);
+            per_bucket[k] = per_bucket[k].saturating_add(1);
+        }
+    }
+    // Every vertex (one per edge) is tested against the edges of its bucket.
+    let tests = per_bucket
+        .iter()
+        .map(|&c| u64::from(c) * u64::from(c))
+        .fold(0u64, u64::saturating_add);
+    (visits as u64, tests)
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,27 @@ use super::error::{CellProblem, CellProblemKind, RingRef};
 use super::geometry::{Side, orient, ring_side, segments_touch};
 use std::collections::HashMap;
 
+/// How many pairs of edges the checks of one grid (or one boundary) may compare, besides
+/// [`PAIR_TESTS_PER_EDGE`] per edge: well under a second of work. Real rings need a few
+/// comparisons per edge; a ring built so that every edge's extent overlaps every other's
+/// (a comb of a million teeth) would need 1e12. The comparisons a sweep will make are
+/// counted before it runs (`O(n log n)`), so such a ring is refused at once with
+/// [`CellProblemKind::TooComplex`].
+const MAX_PAIR_TESTS: u64 = 1 << 23;
+/// Comparisons allowed per edge on top of [`MAX_PAIR_TESTS`].
+const PAIR_TESTS_PER_EDGE: u64 = 16;
+
+fn budget_for<'a>(polygons: impl Iterator<Item = &'a Polygon>) -> u64 {
+    let edges: u64 = polygons
+        .flat_map(|p| p.rings())
+        .map(|r| r.len() as u64)
+        .sum();
+    MAX_PAIR_TESTS.saturating_add(PAIR_TESTS_PER_EDGE.saturating_mul(edges))
+}
+
 /// All problems of all cells, including duplicate names.
 pub(crate) fn check_cells(cells: &[Cell]) -> Vec<CellProblem> {
+    let mut budget = budget_for(cells.iter().flat_map(|c| &c.polygons));
     let mut problems = Vec::new();
     let mut first_by_name: HashMap<&str, usize> = HashMap::with_capacity(cells.len());
     for (index, cell) in cells.iter().enumerate() {
@@ -22,7 +41,7 @@ pub(crate) fn check_cells(cells: &[Cell]) -> Vec<CellProblem> {
         } else {
             first_by_name.insert(&cell.name, index);
         }
-        for kind in polygon_problems(&cell.polygons) {
+        for kind in polygon_problems_within(&cell.polygons, &mut budget) {
             push(kind);
         }
     }
@@ -31,6 +50,11 @@ pub(crate) fn check_cells(cells: &[Cell]) -> Vec<CellProblem> {
 
 /// Problems of one cell's polygons.
 pub(crate) fn polygon_problems(polygons: &[Polygon]) -> Vec<CellProblemKind> {
+    polygon_problems_within(polygons, &mut budget_for(polygons.iter()))
+}
+
+/// Problems of one cell's polygons, spending at most `budget` edge-pair comparisons.
+fn polygon_problems_within(polygons: &[Polygon], budget: &mut u64) -> Vec<CellProblemKind> {
     let mut out = Vec::new();
     if polygons.is_empty() {
         out.push(CellProblemKind::EmptyGeometry);
@@ -44,17 +68,18 @@ pub(crate) fn polygon_problems(polygons: &[Polygon]) -> Vec<CellProblemKind> {
                     polygon: pi,
                     ring: ri,
                 },
+                budget,
                 &mut out,
             );
         }
         if out.len() == before {
-            hole_problems(poly, pi, &mut out);
+            hole_problems(poly, pi, budget, &mut out);
         }
     }
     out
 }
 
-fn ring_problems(ring: &[[f64; 2]], at: RingRef, out: &mut Vec<CellProblemKind>) {
+fn ring_problems(ring: &[[f64; 2]], at: RingRef, budget: &mut u64, out: &mut Vec<CellProblemKind>) {
     let before = out.len();
     for (position, &[lon, lat]) in ring.iter().enumerate() {
         if !lon.is_finite() || !lat.is_finite() {
@@ -92,20 +117,41 @@ fn ring_problems(ring: &[[f64; 2]], at: RingRef, out: &mut Vec<CellProblemKind>)
         out.push(CellProblemKind::DegenerateRing { at });
         return;
     }
-    if let Some((first, second)) = first_self_intersection(&verts) {
+    // Sweep along the axis on which the edges' extents overlap least, if that fits.
+    let (cost, axis) = [0, 1]
+        .map(|axis| (sweep_cost(&verts, axis), axis))
+        .into_iter()
+        .min()
+        .unwrap_or((0, 0));
+    if cost > *budget {
+        out.push(CellProblemKind::TooComplex { at, edges });
+        return;
+    }
+    *budget -= cost;
+    if let Some((first, second)) = first_self_intersection(&verts, axis) {
         out.push(CellProblemKind::SelfIntersection { at, first, second });
     }
 }
 
 /// Holes must lie inside their shell: no vertex outside it and no edge crossing it.
 /// Otherwise the even-odd rule would count the "hole" as part of the cell.
-fn hole_problems(poly: &Polygon, polygon: usize, out: &mut Vec<CellProblemKind>) {
+fn hole_problems(poly: &Polygon, polygon: usize, budget: &mut u64, out: &mut Vec<CellProblemKind>) {
     let shell = &poly.exterior;
     for (h, hole) in poly.holes.iter().enumerate() {
         let at = RingRef {
             polygon,
             ring: h + 1,
         };
+        // Each hole vertex against the shell, then each hole edge against each shell edge.
+        let cost = 2 * (hole.len() as u64).saturating_mul(shell.len() as u64);
+        if cost > *budget {
+            out.push(CellProblemKind::TooComplex {
+                at,
+                edges: hole.len().saturating_sub(1),
+            });
+            continue;
+        }
+        *budget -= cost;
         if let Some(position) = hole
             .iter()
             .position(|&p| ring_side(shell, p) == Side::Outside)
@@ -128,7 +174,8 @@ fn hole_problems(poly: &Polygon, polygon: usize, out: &mut Vec<CellProblemKind>)
 
 /// The first pair of edges (as indices into the original ring) that intersect where they
 /// should not: any contact between non-adjacent edges, or adjacent edges doubling back.
-fn first_self_intersection(verts: &[([f64; 2], usize)]) -> Option<(usize, usize)> {
+/// Sweeps along `axis`, comparing [`sweep_cost`] pairs.
+fn first_self_intersection(verts: &[([f64; 2], usize)], axis: usize) -> Option<(usize, usize)> {
     let n = verts.len() - 1;
     let seg = |i: usize| (verts[i].0, verts[i + 1].0);
     // Adjacent edges meet at one vertex; they are wrong only if they fold back onto each other.
@@ -143,10 +190,11 @@ fn first_self_intersection(verts: &[([f64; 2], usize)]) -> Option<(usize, usize)
             }
         }
     }
-    // Non-adjacent edges: sweep over x so that only edges with overlapping x-ranges meet.
+    // Non-adjacent edges: sweep along the axis so that only edges with overlapping ranges
+    // meet.
     let mut order: Vec<usize> = (0..n).collect();
-    let min_x = |i: usize| seg(i).0[0].min(seg(i).1[0]);
-    let max_x = |i: usize| seg(i).0[0].max(seg(i).1[0]);
+    let min_x = |i: usize| seg(i).0[axis].min(seg(i).1[axis]);
+    let max_x = |i: usize| seg(i).0[axis].max(seg(i).1[axis]);
     order.sort_by(|&a, &b| min_x(a).total_cmp(&min_x(b)));
     let mut found: Option<(usize, usize)> = None;
     for (k, &i) in order.iter().enumerate() {
@@ -170,6 +218,25 @@ fn first_self_intersection(verts: &[([f64; 2], usize)]) -> Option<(usize, usize)
         }
     }
     found
+}
+
+/// How many pairs the sweep of [`first_self_intersection`] along `axis` compares: for each
+/// edge in order of its least coordinate, the later edges starting before it ends.
+fn sweep_cost(verts: &[([f64; 2], usize)], axis: usize) -> u64 {
+    let n = verts.len() - 1;
+    let mut ranges: Vec<(f64, f64)> = (0..n)
+        .map(|i| {
+            let (a, b) = (verts[i].0[axis], verts[i + 1].0[axis]);
+            (a.min(b), a.max(b))
+        })
+        .collect();
+    ranges.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mins: Vec<f64> = ranges.iter().map(|r| r.0).collect();
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, hi))| (mins.partition_point(|&m| m <= hi) - (k + 1).min(n)) as u64)
+        .sum()
 }
 
 fn ordered(a: usize, b: usize) -> (usize, usize) {

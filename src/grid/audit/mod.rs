@@ -2,29 +2,46 @@
 //! edge, with no gap, no overlap and no broken cell?
 //!
 //! ```text
-//!   cells ─┬─► node (exact) ─► geo polygons ─┬─► envelope pairs ─► intersection ─► overlaps
-//!          │   every vertex lying on another  ├─► unary union ──┬─► holes / boundary − union ─► gaps
-//!          │   ring's edge is inserted there  │                 └─► union − boundary ─► outside
-//!   boundary ┘                                └─► Validation ─────────────────────────► invalid
+//!   cells ──► node (exact) ──► cancel shared edges ──► exact union rings ──┬─► holes ─► gaps
+//!   boundary ┘  every vertex     (exact.rs; cells that     │               │   (no boundary)
+//!               lying on another  overlap are set aside) ──┤               └─► boundary − union
+//!               ring's edge is                             │                   union − boundary
+//!               inserted there    set-aside cells × their  └─► overlaps        (geo, slivers
+//!                                 envelope neighbours (geo)                     counted apart)
+//!   cells ──► geo Validation ──────────────────────────────────────────────► invalid
 //! ```
 //!
-//! # Robustness
+//! # Exact where the grid is exact
 //!
-//! geo's boolean operations (i_overlay) round coordinates to an integer lattice. Two cells
-//! meeting along one edge whose vertices differ (a T-junction: one long edge against two
-//! short ones) would then no longer meet exactly, and the union would show slivers that are
-//! not in the data. So the audit first *nodes* the input exactly: every vertex that lies
-//! exactly on another ring's edge (by the exact [`orient`](super::geometry::orient)) is
-//! inserted into that edge. Afterwards every shared piece of boundary has the same two
-//! endpoints on both sides, rounds identically, and cancels exactly. The union's output
-//! is itself rounded, so before it is differenced with the boundary its vertices are moved
-//! back onto the input's exact coordinates (those within a few rounding units of one).
+//! First every ring is *noded* exactly: each vertex lying exactly on another ring's edge
+//! (by the exact [`orient`](super::geometry::orient)) is inserted into that edge, so every
+//! shared piece of boundary has the same two endpoints on both sides. Then the union is
+//! formed by counting directed edges: an edge present once in each direction is shared and
+//! cancels, what is left is the union's boundary, linked into rings. No coordinate is
+//! computed, so a grid whose neighbours share vertices bit for bit shows no spurious gap or
+//! overlap at all: holes of the union are gaps, exactly; two cells lying on the same side
+//! of one edge, edges of the union crossing, or a ring enclosing area already covered mean
+//! an overlap, and only the cells concerned are set aside and handled by geo's boolean
+//! operations (i_overlay), pairwise with their envelope neighbours.
 //!
-//! # Negligible areas
+//! # Against a boundary: a documented tolerance
 //!
-//! Overlaps, gaps and parts outside the boundary smaller than [`NEGLIGIBLE_AREA_M2`]
-//! (1e-6 m², a square millimetre) are not reported: they are rounding residue of the
-//! boolean operations, not features of the data. Everything larger is reported.
+//! A grid clipped to real borders has computed border vertices that lie within rounding
+//! of the boundary's edges, not on them. The gaps (`boundary − union`) and parts outside
+//! (`union − boundary`) are then computed by geo's boolean operations, and every piece
+//! whose mean width `2 · area / perimeter` is under [`SLIVER_WIDTH_M`] (or whose area is
+//! under [`NEGLIGIBLE_AREA_M2`]) is a *sliver*: counted with its area in
+//! [`AuditReport::slivers`], not listed and not in the verdict. The same rule applies to
+//! the pieces of overlaps and of holes.
+//!
+//! # Units
+//!
+//! Areas are on the WGS84 ellipsoid, edges straight in lon/lat (as the grid's predicates
+//! treat them): the shoelace formula in Lambert's cylindrical equal-area projection,
+//! `x = a·λ`, `y = a·q(φ)/2` with `q` the authalic function (which keeps parallels and
+//! meridians straight, so axis-parallel edges are exact). Lengths, for the width, are
+//! measured edge by edge in a local equirectangular frame on a sphere of radius
+//! 6,371,008.8 m. `.ci/audit_check.py` computes both the same way.
 
 use super::cell::{CellId, Polygon, Ring};
 use super::error::CellProblemKind;
@@ -34,9 +51,26 @@ use geo::{BooleanOps, InteriorPoint, Validation};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// Areas below this (in m²) are rounding residue and are not reported as overlaps, gaps or
-/// parts outside the boundary.
+mod exact;
+pub(crate) mod planted;
+
+/// Pieces smaller than this (in m²) are rounding residue of the boolean operations: never
+/// findings, only counted as slivers.
 pub const NEGLIGIBLE_AREA_M2: f64 = 1e-6;
+
+/// The most pairs of cells whose overlap the audit measures; the rest are counted in
+/// [`AuditReport::unmeasured_pairs`].
+pub const MAX_MEASURED_PAIRS: usize = 20_000;
+
+/// Cells of several rings with more vertices than this are not checked for how their rings
+/// meet (geo's check compares every pair of edges) and are listed as invalid, saying so.
+const MAX_VALIDATED_VERTICES: usize = 20_000;
+
+/// Pieces of gaps, overlaps and parts outside whose mean width (`2 · area / perimeter`) is
+/// under this many metres are slivers: where computed border vertices and a boundary's
+/// edges part by a hair. Half a metre is far above rounding (nanometres) and far below any
+/// planning concern.
+pub const SLIVER_WIDTH_M: f64 = 0.5;
 
 /// The boundary of the area a grid must cover: one or more polygons in WGS84 lon/lat.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +160,20 @@ impl Jurisdiction {
         Jurisdiction::new(polygons)
     }
 
+    /// The boundary as a GeoJSON MultiPolygon geometry that [`Jurisdiction::from_geojson`]
+    /// reads back to the same polygons (coordinates in shortest round-trip form).
+    pub fn to_geojson(&self) -> String {
+        serde_json::json!({
+            "type": "MultiPolygon",
+            "coordinates": self
+                .polygons
+                .iter()
+                .map(|p| p.rings().cloned().collect::<Vec<Ring>>())
+                .collect::<Vec<_>>(),
+        })
+        .to_string()
+    }
+
     /// The boundary's polygons.
     pub fn polygons(&self) -> &[Polygon] {
         &self.polygons
@@ -207,10 +255,21 @@ pub struct Overlap {
     pub cells: [CellId; 2],
     /// Their names.
     pub names: [String; 2],
-    /// Area of the overlap in m² (on the WGS84 ellipsoid).
+    /// Area of the overlap in m² (on the WGS84 ellipsoid), slivers not counted.
     pub area_m2: f64,
     /// A point inside the overlap, `[lon, lat]`.
     pub point: [f64; 2],
+}
+
+/// Pieces thinner than [`SLIVER_WIDTH_M`] found by the boolean operations: where a grid's
+/// computed border vertices do not lie exactly on the boundary's edges, the two lines part
+/// by a hair and leave such pieces. Counted apart, not listed, and not in the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Slivers {
+    /// How many pieces.
+    pub count: usize,
+    /// Their total area in m².
+    pub area_m2: f64,
 }
 
 /// A cell whose geometry is not valid in the OGC sense (a hole outside its shell, parts of
@@ -243,20 +302,63 @@ pub struct AuditReport {
     pub gaps: Vec<Region>,
     /// Parts of cells outside the boundary (empty without a boundary). Largest first.
     pub outside: Vec<Region>,
-    /// Cells with invalid geometry.
+    /// Pieces of gaps, overlaps and parts outside thinner than [`SLIVER_WIDTH_M`].
+    pub slivers: Slivers,
+    /// Cells with invalid geometry (or, with several rings, too many vertices to check).
     pub invalid: Vec<InvalidCell>,
+    /// Cells whose coverage the exact union could not settle (they overlap another cell),
+    /// left to the boolean operations.
+    pub inexact_cells: usize,
+    /// Pairs of cells that may overlap (envelopes overlapping, one of them overlapping
+    /// some cell) beyond the first [`MAX_MEASURED_PAIRS`]: not measured. Not clean while
+    /// any is left.
+    pub unmeasured_pairs: usize,
     /// How long the audit took.
     pub elapsed: Duration,
 }
 
 impl AuditReport {
-    /// True when nothing is wrong: no overlap, gap, part outside the boundary or invalid
-    /// cell.
+    /// True when nothing a planner must act on was found: no overlap, gap, part outside
+    /// the boundary or invalid cell. Slivers do not count.
     pub fn is_clean(&self) -> bool {
         self.overlaps.is_empty()
             && self.gaps.is_empty()
             && self.outside.is_empty()
             && self.invalid.is_empty()
+            && self.unmeasured_pairs == 0
+    }
+
+    /// The findings as one JSON object: `gaps`, `overlaps` and `outside` (each a list of
+    /// `{"area_m2", "point": [lon, lat]}`, overlaps also with their two cells' names),
+    /// `slivers` (`{"count", "area_m2"}`), `invalid` (`{"cell", "problems"}`) and `clean`.
+    pub fn to_json(&self) -> String {
+        let regions = |list: &[Region]| -> Vec<serde_json::Value> {
+            list.iter()
+                .map(|r| serde_json::json!({"area_m2": r.area_m2, "point": r.point}))
+                .collect()
+        };
+        serde_json::json!({
+            "cells": self.cells,
+            "covered_area_m2": self.covered_area_m2,
+            "boundary_area_m2": self.boundary_area_m2,
+            "gaps": regions(&self.gaps),
+            "overlaps": self.overlaps.iter().map(|o| serde_json::json!({
+                "area_m2": o.area_m2,
+                "point": o.point,
+                "cells": o.names,
+            })).collect::<Vec<_>>(),
+            "outside": regions(&self.outside),
+            "slivers": {"count": self.slivers.count, "area_m2": self.slivers.area_m2},
+            "sliver_width_m": SLIVER_WIDTH_M,
+            "unmeasured_pairs": self.unmeasured_pairs,
+            "invalid": self.invalid.iter().map(|c| serde_json::json!({
+                "cell": c.name,
+                "problems": c.problems,
+            })).collect::<Vec<_>>(),
+            "clean": self.is_clean(),
+            "elapsed_ms": self.elapsed.as_secs_f64() * 1e3,
+        })
+        .to_string()
     }
 }
 
@@ -286,6 +388,18 @@ impl std::fmt::Display for AuditReport {
                 "NOT clean"
             }
         )?;
+        writeln!(
+            f,
+            "{} sliver(s) thinner than {SLIVER_WIDTH_M} m, {:.3} m² in all (not findings)",
+            self.slivers.count, self.slivers.area_m2
+        )?;
+        if self.unmeasured_pairs > 0 {
+            writeln!(
+                f,
+                "{} more pair(s) of cells that may overlap, not measured",
+                self.unmeasured_pairs
+            )?;
+        }
         for o in &self.overlaps {
             writeln!(
                 f,
@@ -390,19 +504,61 @@ fn from_geo_polygon(p: &GeoPolygon) -> Polygon {
     }
 }
 
-/// The regions of `m` that are not negligible, largest first.
-fn regions(m: &GeoMulti) -> Vec<Region> {
-    let mut out: Vec<Region> = m
-        .iter()
-        .filter_map(|p| {
-            let area = area_m2(p);
-            (area >= NEGLIGIBLE_AREA_M2).then(|| Region {
+/// Mean radius of the earth (m), for lengths: the sliver rule needs a width to a few
+/// percent, not geodesic precision.
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Length of a ring in metres: each edge measured in a local equirectangular frame at its
+/// middle latitude.
+fn ring_length_m(ring: &[geo::Coord<f64>]) -> f64 {
+    ring.windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let k = ((a.y + b.y) / 2.0).to_radians().cos();
+            let dx = (b.x - a.x).to_radians() * k;
+            let dy = (b.y - a.y).to_radians();
+            EARTH_RADIUS_M * dx.hypot(dy)
+        })
+        .sum()
+}
+
+/// Mean width of a polygon in metres, `2 * area / perimeter` (holes' length included): a
+/// strip `w` wide has width `w`, a disc of diameter `d` has `d / 2`.
+fn width_m(p: &GeoPolygon, area: f64) -> f64 {
+    let length = ring_length_m(&p.exterior().0)
+        + p.interiors()
+            .iter()
+            .map(|h| ring_length_m(&h.0))
+            .sum::<f64>();
+    if length > 0.0 {
+        2.0 * area / length
+    } else {
+        0.0
+    }
+}
+
+/// Splits pieces into findings (largest first) and slivers (counted into `slivers`).
+fn classify<'a>(
+    pieces: impl IntoIterator<Item = &'a GeoPolygon>,
+    slivers: &mut Slivers,
+) -> Vec<Region> {
+    let mut out = Vec::new();
+    for p in pieces {
+        let area = area_m2(p);
+        if area <= 0.0 {
+            continue;
+        }
+        if width_m(p, area) < SLIVER_WIDTH_M || area < NEGLIGIBLE_AREA_M2 {
+            slivers.count += 1;
+            slivers.area_m2 += area;
+        } else {
+            out.push(Region {
                 polygon: from_geo_polygon(p),
                 area_m2: area,
                 point: point_in(p),
-            })
-        })
-        .collect();
+            });
+        }
+    }
     out.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2));
     out
 }
@@ -461,14 +617,37 @@ fn envelopes_overlap(a: &[f64; 4], b: &[f64; 4]) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
 }
 
+fn geo_bbox(p: &GeoPolygon) -> [f64; 4] {
+    p.exterior().0.iter().fold(
+        [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ],
+        |b, c| [b[0].min(c.x), b[1].min(c.y), b[2].max(c.x), b[3].max(c.y)],
+    )
+}
+
+/// A ring as a geo ring, as it is (no rewinding).
+fn geo_ring(ring: &[[f64; 2]]) -> geo::LineString<f64> {
+    geo::LineString::new(
+        ring.iter()
+            .map(|&[x, y]| geo::coord! {x: x, y: y})
+            .collect(),
+    )
+}
+
 impl super::Grid {
     /// Audits the grid's coverage: overlaps between cells, gaps (inside `boundary` if given,
     /// otherwise holes enclosed by the cells), parts of cells outside `boundary`, and cells
-    /// whose geometry is invalid (OGC rules, checked by geo's `Validation`). Areas below
-    /// [`NEGLIGIBLE_AREA_M2`] are ignored. Shared edges do not show spurious slivers:
-    /// vertices lying exactly on another cell's edge are inserted into it before geo's
-    /// boolean operations, and the union's rounded output is snapped back onto the input's
-    /// coordinates before it is differenced with the boundary.
+    /// whose geometry is invalid (OGC rules, checked by geo's `Validation`).
+    ///
+    /// Where cells share vertices and edges the union is formed exactly, by cancelling
+    /// shared edges: its holes, and the overlaps between cells, are found with no
+    /// floating-point construction. Against a boundary whose vertices are not the grid's,
+    /// geo's boolean operations decide, and pieces thinner than [`SLIVER_WIDTH_M`] are
+    /// counted as [`Slivers`] instead of gaps or parts outside. See the module's docs.
     ///
     /// ```
     /// use wangge::grid::Jurisdiction;
@@ -486,8 +665,9 @@ impl super::Grid {
     /// ```
     ///
     /// # Complexity
-    /// One intersection per pair of cells whose envelopes overlap with positive area, one
-    /// union of all cells (a sweep), one difference with the boundary.
+    /// A sort of all edges; then work in the size of the union's boundary (its rings, and
+    /// one difference each way with the boundary), plus one intersection per pair of
+    /// envelope-overlapping cells of which one overlaps some cell.
     pub fn audit(&self, boundary: Option<&Jurisdiction>) -> AuditReport {
         let started = Instant::now();
         let shapes = &self.shapes;
@@ -510,16 +690,31 @@ impl super::Grid {
         })
         .into_iter();
 
+        // Each cell's rings wound the union's way: exteriors counter-clockwise, holes
+        // clockwise, so that every cell's inside lies left of its edges.
+        let mut cell_rings: Vec<(u32, Vec<[f64; 2]>)> = Vec::with_capacity(shapes.ring_start.len());
         let mut cell_geo: Vec<GeoMulti> = Vec::with_capacity(n);
         for c in 0..n {
             let mut polys = Vec::new();
             for poly in shapes.cell_poly[c] as usize..shapes.cell_poly[c + 1] as usize {
                 let rings = (shapes.poly_ring[poly + 1] - shapes.poly_ring[poly]) as usize;
-                let mut rs = noded.by_ref().take(rings).collect::<Vec<_>>().into_iter();
-                let exterior = rs.next().unwrap_or_default();
+                let mut exterior = None;
+                let mut holes = Vec::new();
+                for (k, mut r) in noded.by_ref().take(rings).enumerate() {
+                    if (signed_area2(&r) > 0.0) != (k == 0) {
+                        r.reverse();
+                    }
+                    let l = geo_ring(&r);
+                    if k == 0 {
+                        exterior = Some(l);
+                    } else {
+                        holes.push(l);
+                    }
+                    cell_rings.push((c as u32, r));
+                }
                 polys.push(GeoPolygon::new(
-                    line_string(&exterior, true),
-                    rs.map(|h| line_string(&h, false)).collect(),
+                    exterior.unwrap_or_else(|| geo::LineString::new(Vec::new())),
+                    holes,
                 ));
             }
             cell_geo.push(GeoMulti::new(polys));
@@ -540,50 +735,127 @@ impl super::Grid {
             )
         });
 
-        let mut overlaps = Vec::new();
-        for (i, a) in cell_geo.iter().enumerate() {
+        let exact = exact::union(&cell_rings, n);
+        let mut slivers = Slivers::default();
+
+        // Overlaps: only cells set aside can overlap another.
+        let mut is_aside = vec![false; n];
+        for &c in &exact.set_aside {
+            is_aside[c as usize] = true;
+        }
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for &c in &exact.set_aside {
+            let i = c as usize;
             let bi = shapes.cell_bbox[i];
             for j in self.cells_near([bi[0], bi[1]], [bi[2], bi[3]]) {
                 let j = j.index();
-                if j <= i || !envelopes_overlap(&bi, &shapes.cell_bbox[j]) {
-                    continue;
-                }
-                let common = a.intersection(&cell_geo[j]);
-                let area: f64 = common.iter().map(area_m2).sum();
-                if area >= NEGLIGIBLE_AREA_M2 {
-                    let largest = common
-                        .iter()
-                        .max_by(|x, y| area_m2(x).total_cmp(&area_m2(y)));
-                    overlaps.push(Overlap {
-                        cells: [CellId(i as u32), CellId(j as u32)],
-                        names: [self.cells[i].name.clone(), self.cells[j].name.clone()],
-                        area_m2: area,
-                        point: largest.map(point_in).unwrap_or([f64::NAN, f64::NAN]),
-                    });
+                if j != i && (!is_aside[j] || i < j) && envelopes_overlap(&bi, &shapes.cell_bbox[j])
+                {
+                    pairs.push((i.min(j), i.max(j)));
                 }
             }
         }
-        overlaps.sort_by_key(|o| o.cells);
+        pairs.sort_unstable();
+        pairs.dedup();
+        // Hundreds of cells stacked on one another make a quarter of a million pairs; the
+        // first ones tell the planner enough, and the rest must not hold a core.
+        let unmeasured_pairs = pairs.len().saturating_sub(MAX_MEASURED_PAIRS);
+        pairs.truncate(MAX_MEASURED_PAIRS);
+        let mut overlaps = Vec::new();
+        for (i, j) in pairs {
+            let common = cell_geo[i].intersection(&cell_geo[j]);
+            let found = classify(common.iter(), &mut slivers);
+            if let Some(largest) = found.first() {
+                overlaps.push(Overlap {
+                    cells: [CellId(i as u32), CellId(j as u32)],
+                    names: [self.cells[i].name.clone(), self.cells[j].name.clone()],
+                    area_m2: found.iter().map(|r| r.area_m2).sum(),
+                    point: largest.point,
+                });
+            }
+        }
 
-        let union = geo::unary_union(cell_geo.iter());
+        // The exact union as polygons: each shell with the holes whose parent it is.
+        let mut holes_of: Vec<Vec<usize>> = vec![Vec::new(); exact.rings.len()];
+        for (k, r) in exact.rings.iter().enumerate() {
+            if let Some(p) = r.parent {
+                holes_of[p].push(k);
+            }
+        }
+        let exact_geo = GeoMulti::new(
+            exact
+                .rings
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.is_shell())
+                .map(|(k, r)| {
+                    GeoPolygon::new(
+                        geo_ring(&r.points),
+                        holes_of[k]
+                            .iter()
+                            .filter(|&&h| !exact.rings[h].is_shell())
+                            .map(|&h| geo_ring(&exact.rings[h].points))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        let aside_geo: Vec<GeoPolygon> = exact
+            .set_aside
+            .iter()
+            .flat_map(|&c| cell_geo[c as usize].iter().cloned())
+            .collect();
+        let union = if aside_geo.is_empty() {
+            exact_geo.clone()
+        } else {
+            geo::unary_union(exact_geo.iter().chain(aside_geo.iter()))
+        };
         let covered_area_m2: f64 = union.iter().map(area_m2).sum();
         let cell_area_m2: f64 = cell_geo.iter().flat_map(|m| m.iter()).map(area_m2).sum();
 
         let (gaps, outside, boundary_area_m2) = match &boundary_geo {
-            Some(b) => {
-                // The union's output is rounded to its own integer lattice; put its vertices
-                // back on the input's exact coordinates so that shared boundaries with the
-                // boundary polygon cancel exactly in the second operation. (One overlay of
-                // the boundary against all cells' rings would avoid this, but i_overlay
-                // slows down by orders of magnitude past ~45,000 contours in a clip.)
-                let snapped = snap_to(&union, &points);
-                (
-                    regions(&b.difference(&snapped)),
-                    regions(&snapped.difference(b)),
-                    Some(b.iter().map(area_m2).sum()),
-                )
+            Some(b) => (
+                classify(b.difference(&union).iter(), &mut slivers),
+                classify(union.difference(b).iter(), &mut slivers),
+                Some(b.iter().map(area_m2).sum()),
+            ),
+            None => {
+                // The holes of the exact union, each less the islands inside it, less the
+                // cells set aside.
+                let mut faces = Vec::new();
+                for (k, r) in exact.rings.iter().enumerate() {
+                    if r.is_shell() {
+                        continue;
+                    }
+                    let mut outer = r.points.clone();
+                    outer.reverse();
+                    let islands = holes_of[k]
+                        .iter()
+                        .filter(|&&s| exact.rings[s].is_shell())
+                        .map(|&s| {
+                            let mut l = exact.rings[s].points.clone();
+                            l.reverse();
+                            geo_ring(&l)
+                        })
+                        .collect();
+                    let face = GeoPolygon::new(geo_ring(&outer), islands);
+                    let fb = geo_bbox(&face);
+                    let near: Vec<GeoPolygon> = aside_geo
+                        .iter()
+                        .filter(|p| envelopes_overlap(&fb, &geo_bbox(p)))
+                        .cloned()
+                        .collect();
+                    if near.is_empty() {
+                        faces.push(face);
+                    } else {
+                        let face = GeoMulti::new(vec![face]);
+                        // Unioned first: set-aside cells overlap, and a difference with
+                        // overlapping parts would count their overlap twice.
+                        faces.extend(face.difference(&geo::unary_union(near.iter())));
+                    }
+                }
+                (classify(faces.iter(), &mut slivers), Vec::new(), None)
             }
-            None => (holes_of(&union), Vec::new(), None),
         };
 
         let invalid = self
@@ -591,12 +863,26 @@ impl super::Grid {
             .iter()
             .enumerate()
             .filter_map(|(i, cell)| {
-                let m = GeoMulti::new(cell.polygons.iter().map(to_geo_polygon).collect());
-                let problems: Vec<String> = m
-                    .validation_errors()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                // A cell of one ring was fully checked when the grid was built (closed, no
+                // self-contact): OGC-valid. Only the relations between rings are left to
+                // geo, whose check compares every pair of edges, so only up to a size.
+                let rings: Vec<&Ring> = cell.polygons.iter().flat_map(|p| p.rings()).collect();
+                if rings.len() < 2 {
+                    return None;
+                }
+                let vertices: usize = rings.iter().map(|r| r.len()).sum();
+                let problems: Vec<String> = if vertices > MAX_VALIDATED_VERTICES {
+                    vec![format!(
+                        "{vertices} vertices in {} rings: too many to check how its rings meet (at most {MAX_VALIDATED_VERTICES})",
+                        rings.len()
+                    )]
+                } else {
+                    let m = GeoMulti::new(cell.polygons.iter().map(to_geo_polygon).collect());
+                    m.validation_errors()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                };
                 (!problems.is_empty()).then(|| InvalidCell {
                     cell: CellId(i as u32),
                     name: cell.name.clone(),
@@ -613,103 +899,13 @@ impl super::Grid {
             overlaps,
             gaps,
             outside,
+            slivers,
             invalid,
+            inexact_cells: exact.set_aside.len(),
+            unmeasured_pairs,
             elapsed: started.elapsed(),
         }
     }
-}
-
-/// Areas enclosed by `union` but not covered by it: its holes, less any parts of the union
-/// lying inside them (islands in a lake).
-fn holes_of(union: &GeoMulti) -> Vec<Region> {
-    use geo::BoundingRect;
-    let mut out = Vec::new();
-    for p in union {
-        for hole in p.interiors() {
-            let mut gap = GeoMulti::new(vec![GeoPolygon::new(hole.clone(), Vec::new())]);
-            let Some(hb) = hole.bounding_rect() else {
-                continue;
-            };
-            let islands: Vec<GeoPolygon> = union
-                .iter()
-                .filter(|q| {
-                    q.bounding_rect().is_some_and(|qb| {
-                        qb.min().x >= hb.min().x
-                            && qb.max().x <= hb.max().x
-                            && qb.min().y >= hb.min().y
-                            && qb.max().y <= hb.max().y
-                            && !std::ptr::eq(*q, p)
-                    })
-                })
-                .cloned()
-                .collect();
-            if !islands.is_empty() {
-                gap = gap.difference(&GeoMulti::new(islands));
-            }
-            out.extend(regions(&gap));
-        }
-    }
-    out.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2));
-    out
-}
-
-/// `m` with every vertex within a few rounding units of an input vertex moved exactly onto
-/// it; other vertices (new intersection points) are kept.
-fn snap_to(m: &GeoMulti, input: &[[f64; 2]]) -> GeoMulti {
-    use std::collections::HashMap;
-    let b = input.iter().fold(
-        [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ],
-        |b, p| {
-            [
-                b[0].min(p[0]),
-                b[1].min(p[1]),
-                b[2].max(p[0]),
-                b[3].max(p[1]),
-            ]
-        },
-    );
-    // i_overlay's unit is about half the larger half-extent over 2^29; allow four units.
-    let half = ((b[2] - b[0]).max(b[3] - b[1]) / 2.0).max(f64::MIN_POSITIVE);
-    let tol = half / f64::from(1u32 << 27);
-    let cell = |x: f64, o: f64| ((x - o) / (4.0 * tol)).floor() as i64;
-    let mut table: HashMap<(i64, i64), Vec<[f64; 2]>> = HashMap::with_capacity(input.len());
-    for &p in input {
-        table
-            .entry((cell(p[0], b[0]), cell(p[1], b[1])))
-            .or_default()
-            .push(p);
-    }
-    let snap = |c: geo::Coord<f64>| -> geo::Coord<f64> {
-        let (kx, ky) = (cell(c.x, b[0]), cell(c.y, b[1]));
-        let mut best: Option<([f64; 2], f64)> = None;
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                for &p in table
-                    .get(&(kx + dx, ky + dy))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                {
-                    let d = (p[0] - c.x).abs().max((p[1] - c.y).abs());
-                    if d <= tol && best.is_none_or(|(_, bd)| d < bd) {
-                        best = Some((p, d));
-                    }
-                }
-            }
-        }
-        best.map_or(c, |(p, _)| geo::coord! {x: p[0], y: p[1]})
-    };
-    let ring =
-        |l: &geo::LineString<f64>| geo::LineString::new(l.coords().map(|&c| snap(c)).collect());
-    GeoMulti::new(
-        m.iter()
-            .map(|p| GeoPolygon::new(ring(p.exterior()), p.interiors().iter().map(ring).collect()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
@@ -931,5 +1127,34 @@ mod tests {
         let short =
             r#"{"type": "Polygon", "coordinates": [[[0, 0], [1], [1, 1], [0, 1], [0, 0]]]}"#;
         assert!(Jurisdiction::from_geojson(short).is_err());
+    }
+
+    #[test]
+    fn a_strip_a_metre_wide_is_a_sliver_of_width_one_metre_and_a_wider_one_is_not() {
+        // Widths from metres, converted with the same sphere the rule documents.
+        let deg = |m: f64| (m / EARTH_RADIUS_M).to_degrees();
+        let strip = |w_m: f64| {
+            let lat: f64 = 36.0;
+            let dx = deg(1000.0) / lat.to_radians().cos();
+            GeoPolygon::new(
+                line_string(
+                    &Polygon::rect([120.0, lat], [120.0 + dx, lat + deg(w_m)]).exterior,
+                    true,
+                ),
+                Vec::new(),
+            )
+        };
+        for (w, sliver) in [(0.3, true), (1.0, false)] {
+            let p = strip(w);
+            let area = area_m2(&p);
+            assert!((area / (1000.0 * w) - 1.0).abs() < 0.01, "{area}");
+            // 2 * area / perimeter of a w x 1000 m strip.
+            let want = 2.0 * 1000.0 * w / (2.0 * (1000.0 + w));
+            assert!((width_m(&p, area) / want - 1.0).abs() < 0.01);
+            let mut slivers = Slivers::default();
+            let found = classify([&p], &mut slivers);
+            assert_eq!(found.is_empty(), sliver);
+            assert_eq!(slivers.count, usize::from(sliver));
+        }
     }
 }
