@@ -1412,15 +1412,26 @@ fn community_rings(city: &City, force_of: &[u32], max_ring: u8) -> Result<Csr<Ne
                 break;
             }
         }
-        row.sort_unstable();
-        pairs.extend(row.iter().map(|&n| (cell.index(), n)));
-        if pairs.len() > MAX_CANDIDATE_ENTRIES {
-            return Err(RoutingError::TooLarge {
-                entries: pairs.len(),
-            });
-        }
+        push_row(&mut pairs, cell, &mut row)?;
     }
     Ok(Csr::from_pairs(grid.len(), &pairs))
+}
+
+/// Sorts a cell's candidate row (nearest ring first, then by id) and appends it to the
+/// pairs, refusing lists that would not fit in memory.
+fn push_row(
+    pairs: &mut Vec<(usize, Near)>,
+    cell: CellId,
+    row: &mut [Near],
+) -> Result<(), RoutingError> {
+    row.sort_unstable();
+    pairs.extend(row.iter().map(|&n| (cell.index(), n)));
+    if pairs.len() > MAX_CANDIDATE_ENTRIES {
+        return Err(RoutingError::TooLarge {
+            entries: pairs.len(),
+        });
+    }
+    Ok(())
 }
 
 /// Per cell: every worker with a home cell within `max_ring` steps, across any border;
@@ -1447,13 +1458,7 @@ fn all_rings(city: &City, max_ring: u8) -> Result<Csr<Near>, RoutingError> {
                 }
             }
         }
-        row.sort_unstable();
-        pairs.extend(row.iter().map(|&n| (cell.index(), n)));
-        if pairs.len() > MAX_CANDIDATE_ENTRIES {
-            return Err(RoutingError::TooLarge {
-                entries: pairs.len(),
-            });
-        }
+        push_row(&mut pairs, cell, &mut row)?;
     }
     Ok(Csr::from_pairs(grid.len(), &pairs))
 }
