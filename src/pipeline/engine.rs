@@ -1336,4 +1336,63 @@ mod tests {
         );
         assert_eq!(s.by_state["reported"], 0);
     }
+
+    #[test]
+    fn a_report_handed_back_full_is_withdrawn_in_the_journal() {
+        use crate::journal::Journal;
+        use crate::pipeline::wal::{Record, decode};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let city = Arc::new(crate::city::demo::demo_city());
+        let engine = Engine::builder(city.clone())
+            .clock(SimClock::new(Timestamp(1_764_460_800_000)))
+            .config(EngineConfig {
+                batch: 1,
+                channel_batches: 1,
+                ..EngineConfig::default()
+            })
+            .journal(Box::new(
+                crate::journal::FileJournal::open(dir.path()).expect("opens"),
+            ))
+            .build()
+            .expect("engine");
+        let category = city.category_id("ZF-01").expect("in the catalogue");
+        let at = Location::new(120.33, 36.12).expect("valid");
+        let stalled = engine.shared.pause.lock();
+        let mut full = 0;
+        for i in 0..4 {
+            let r = Report::new(Source::Hotline, category, at, Timestamp(1_764_460_800_000))
+                .with_reporter(Reporter::Citizen(i));
+            if let Err(SubmitError::Full(_)) = engine.try_submit(r) {
+                full += 1;
+                break;
+            }
+        }
+        assert_eq!(full, 1, "the intake filled up");
+        drop(stalled);
+        engine.shutdown();
+        let mut j = crate::journal::FileJournal::open(dir.path()).expect("reopens");
+        let mut reports = Vec::new();
+        let mut withdrawn = Vec::new();
+        let mut bad = Vec::new();
+        j.read_from(0, &mut |pos, bytes| {
+            match decode(bytes) {
+                Ok(Record::Report { case, .. }) => reports.push(case),
+                Ok(Record::Withdrawn { case }) => withdrawn.push(case),
+                Ok(Record::Transition { .. }) => {}
+                Err(e) => bad.push((pos, e)),
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("reads");
+        assert_eq!(bad, vec![]);
+        assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+        assert!(
+            reports.contains(&withdrawn[0]),
+            "withdrawn after its report"
+        );
+        assert!(engine.case(CaseId(withdrawn[0])).is_none());
+        for &id in reports.iter().filter(|&&id| id != withdrawn[0]) {
+            assert!(engine.case(CaseId(id)).is_some(), "case {id} kept");
+        }
+    }
 }

@@ -405,7 +405,12 @@ mod tests {
             engine.flush();
         }
         engine.shutdown();
-        let records = read_all(dir.path());
+        check(dir.path(), &engine, &taken);
+    }
+
+    /// The journal in `dir` against what `engine` shows of the `taken` reports.
+    fn check(dir: &std::path::Path, engine: &Engine, taken: &BTreeMap<u64, (Timestamp, Report)>) {
+        let records = read_all(dir);
         let mut journaled_reports = BTreeMap::new();
         let mut histories: BTreeMap<u64, BTreeMap<u32, Transition>> = BTreeMap::new();
         for r in records {
@@ -432,11 +437,11 @@ mod tests {
             }
         }
         assert_eq!(
-            journaled_reports, taken,
+            &journaled_reports, taken,
             "every acknowledged report, as it was"
         );
         let mut transitions = 0;
-        for (&id, (now, _)) in &taken {
+        for (&id, (now, _)) in taken {
             let case = engine.case(CaseId(id)).expect("stored");
             assert_eq!(case.history[0].at(), *now);
             let journaled: Vec<Transition> = histories
@@ -465,6 +470,61 @@ mod tests {
         for seed in 1..4 {
             run_and_check(seed, 12);
         }
+    }
+
+    /// Submissions and commands from several threads at once: every case's transitions
+    /// are journaled after its report and complete, whichever thread made them.
+    #[test]
+    fn the_journal_is_complete_under_threads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let city = city();
+        let clock = SimClock::new(Timestamp(T0));
+        let engine = Engine::builder(city.clone())
+            .clock(clock.clone())
+            .config(EngineConfig {
+                batch: 5,
+                ..EngineConfig::default()
+            })
+            .journal(Box::new(FileJournal::open(dir.path()).expect("opens")))
+            .build()
+            .expect("engine");
+        let taken = std::sync::Mutex::new(BTreeMap::new());
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let (engine, city, taken) = (&engine, &city, &taken);
+                scope.spawn(move || {
+                    let mut rng = SplitMix64(100 + t);
+                    let mut mine = Vec::new();
+                    for _ in 0..30 {
+                        let now = Timestamp(T0);
+                        let batch = reports(city, &mut rng, 8, now);
+                        for (r, a) in batch.iter().zip(engine.submit_batch(batch.clone())) {
+                            let id = a.expect("taken");
+                            mine.push(id);
+                            taken.lock().expect("lock").insert(id.0, (now, r.clone()));
+                        }
+                        // Without waiting for the stages: commands race the assign stage.
+                        for &id in &mine {
+                            let case = engine.case(id).expect("stored");
+                            let _ = match (case.state, case.worker) {
+                                (CaseState::Dispatched, Some(w)) => engine.accept(id, w),
+                                (CaseState::Accepted, Some(w)) => engine.resolve(id, w),
+                                (CaseState::Resolved, _) => {
+                                    engine.verify(id, Verifier::Center, true)
+                                }
+                                (CaseState::Verified, _) => engine.close(id, None),
+                                (state, _) => Ok(state),
+                            };
+                        }
+                    }
+                });
+            }
+        });
+        engine.flush();
+        engine.shutdown();
+        let taken = taken.into_inner().expect("lock");
+        assert_eq!(taken.len(), 4 * 30 * 8);
+        check(dir.path(), &engine, &taken);
     }
 
     #[test]
