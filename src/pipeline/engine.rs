@@ -683,7 +683,8 @@ impl EngineBuilder {
 /// are appended (one batch per call) before they are stored and before the call answers;
 /// a batch's transitions (a stage's batch, a command batch, a tick) are appended at the
 /// end of the batch, before its follow-ups go to the other stages and its events to the
-/// subscribers, and before [`Engine::execute_batch`] answers. The record format is in
+/// subscribers, and before [`Engine::execute_batch`] answers, which also journals the
+/// commands it took (just before their transitions). The record format is in
 /// the `wal` module's docs (tag byte, fixed-width fields).
 ///
 /// What an acknowledgement is worth is the journal's sync policy: with
@@ -1022,7 +1023,16 @@ impl Engine {
                 i += 1;
             }
         }
-        if let Err(e) = s.flush(out) {
+        let journaled = s.journal_append(|push| {
+            for (c, _) in commands
+                .iter()
+                .zip(results.iter())
+                .filter(|(_, r)| r.is_ok())
+            {
+                push(&|buf| super::wal::encode_command(buf, now, c));
+            }
+        });
+        if let Err(e) = journaled.and(s.flush(out)) {
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(LifecycleError::Journal(e.to_string()));
             }
@@ -1378,7 +1388,7 @@ mod tests {
             match decode(bytes) {
                 Ok(Record::Report { case, .. }) => reports.push(case),
                 Ok(Record::Withdrawn { case }) => withdrawn.push(case),
-                Ok(Record::Transition { .. }) => {}
+                Ok(Record::Transition { .. } | Record::Command { .. }) => {}
                 Err(e) => bad.push((pos, e)),
             }
             std::ops::ControlFlow::Continue(())

@@ -18,8 +18,16 @@
 //! - tag 3, **transition**: case `u64`, its index in the case's history `u32`, the
 //!   transition's packed word `u64`, actor id `u32`, worker `u32`. Transitions of one case
 //!   made by different threads may be journaled out of order; the index orders them.
+//! - tag 4, **command**: a command the engine took (answered `Ok`), for what its
+//!   transitions do not say (reasons, extensions, verdicts, verifiers): the engine's time
+//!   `u64`, case `u64`, kind `u8` (accept, return, resolve, verify, close, reopen,
+//!   dispatch, extend, suspend, resume: 0 to 9), then by kind: a worker `u32`; a verifier
+//!   (kind `u8`, id `u32`) and passed `u8`; a verdict `u8` (0 for none); a text; a worker,
+//!   a flag `u8` and a text; milliseconds `u64` and a text. A text is a length `u32` and
+//!   its UTF-8 bytes. Journaled just before the batch's transitions.
 
-use super::case::{Report, Reporter, Source};
+use super::case::{Report, Reporter, Satisfaction, Source};
+use super::engine::{Command, Verifier};
 use super::lifecycle::Transition;
 use crate::city::{CategoryId, DepartmentId, Priority, WorkerId};
 use crate::clock::Timestamp;
@@ -43,11 +51,84 @@ pub(crate) enum Record {
         seq: u32,
         transition: Transition,
     },
+    Command {
+        now: Timestamp,
+        command: Command,
+    },
 }
 
 const TAG_REPORT: u8 = 1;
 const TAG_WITHDRAWN: u8 = 2;
 const TAG_TRANSITION: u8 = 3;
+const TAG_COMMAND: u8 = 4;
+
+fn put_text(buf: &mut Vec<u8>, text: &str) {
+    buf.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    buf.extend_from_slice(text.as_bytes());
+}
+
+pub(crate) fn encode_command(buf: &mut Vec<u8>, now: Timestamp, c: &Command) {
+    buf.push(TAG_COMMAND);
+    buf.extend_from_slice(&now.0.to_le_bytes());
+    buf.extend_from_slice(&c.case().0.to_le_bytes());
+    let worker = |buf: &mut Vec<u8>, w: &WorkerId| {
+        buf.extend_from_slice(&(w.index() as u32).to_le_bytes());
+    };
+    match c {
+        Command::Accept { worker: w, .. } => {
+            buf.push(0);
+            worker(buf, w);
+        }
+        Command::Return { worker: w, .. } => {
+            buf.push(1);
+            worker(buf, w);
+        }
+        Command::Resolve { worker: w, .. } => {
+            buf.push(2);
+            worker(buf, w);
+        }
+        Command::Verify { by, passed, .. } => {
+            buf.push(3);
+            let (kind, id) = match by {
+                Verifier::Reporter => (0u8, 0u32),
+                Verifier::Inspector(i) => (1, *i),
+                Verifier::Worker(w) => (2, w.index() as u32),
+                Verifier::Center => (3, 0),
+            };
+            buf.push(kind);
+            buf.extend_from_slice(&id.to_le_bytes());
+            buf.push(u8::from(*passed));
+        }
+        Command::Close { satisfaction, .. } => {
+            buf.push(4);
+            buf.push(satisfaction.map_or(0, Satisfaction::code));
+        }
+        Command::Reopen { reason, .. } => {
+            buf.push(5);
+            put_text(buf, reason);
+        }
+        Command::Dispatch {
+            worker: w,
+            over_capacity,
+            ..
+        } => {
+            buf.push(6);
+            worker(buf, w);
+            buf.push(u8::from(over_capacity.is_some()));
+            put_text(buf, over_capacity.as_deref().unwrap_or_default());
+        }
+        Command::Extend { by, reason, .. } => {
+            buf.push(7);
+            buf.extend_from_slice(&(by.as_millis().min(u128::from(u64::MAX)) as u64).to_le_bytes());
+            put_text(buf, reason);
+        }
+        Command::Suspend { reason, .. } => {
+            buf.push(8);
+            put_text(buf, reason);
+        }
+        Command::Resume { .. } => buf.push(9),
+    }
+}
 
 /// Why a record's bytes are not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +206,24 @@ impl Reader<'_> {
     fn f64(&mut self) -> Result<f64, DecodeError> {
         Ok(f64::from_le_bytes(self.take()?))
     }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad flag")),
+        }
+    }
+    fn text(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        if len > self.0.len() {
+            return Err(DecodeError("text past the end"));
+        }
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(std::str::from_utf8(text)
+            .map_err(|_| DecodeError("text is not UTF-8"))?
+            .to_string())
+    }
     fn end(self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
             Ok(())
@@ -165,20 +264,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 4 => Reporter::Department(DepartmentId(id)),
                 _ => return Err(DecodeError("unknown reporter kind")),
             };
-            let on_the_spot = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(DecodeError("bad on-the-spot flag")),
-            };
-            let len = r.u32()? as usize;
-            if len > r.0.len() {
-                return Err(DecodeError("description past the end"));
-            }
-            let (text, rest) = r.0.split_at(len);
-            let description = std::str::from_utf8(text)
-                .map_err(|_| DecodeError("description is not UTF-8"))?
-                .to_string();
-            r.0 = rest;
+            let on_the_spot = r.flag()?;
+            let description = r.text()?;
             Record::Report {
                 case,
                 now,
@@ -206,6 +293,74 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 seq,
                 transition,
             }
+        }
+        TAG_COMMAND => {
+            let now = Timestamp(r.u64()?);
+            let case = super::CaseId(r.u64()?);
+            let command = match r.u8()? {
+                0 => Command::Accept {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                1 => Command::Return {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                2 => Command::Resolve {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                3 => {
+                    let (kind, id) = (r.u8()?, r.u32()?);
+                    let by = match kind {
+                        0 => Verifier::Reporter,
+                        1 => Verifier::Inspector(id),
+                        2 => Verifier::Worker(WorkerId(id)),
+                        3 => Verifier::Center,
+                        _ => return Err(DecodeError("unknown verifier")),
+                    };
+                    Command::Verify {
+                        case,
+                        by,
+                        passed: r.flag()?,
+                    }
+                }
+                4 => Command::Close {
+                    case,
+                    satisfaction: match r.u8()? {
+                        0 => None,
+                        c => {
+                            Some(Satisfaction::from_code(c).ok_or(DecodeError("unknown verdict"))?)
+                        }
+                    },
+                },
+                5 => Command::Reopen {
+                    case,
+                    reason: r.text()?,
+                },
+                6 => {
+                    let worker = WorkerId(r.u32()?);
+                    let over = r.flag()?;
+                    let text = r.text()?;
+                    Command::Dispatch {
+                        case,
+                        worker,
+                        over_capacity: over.then_some(text),
+                    }
+                }
+                7 => Command::Extend {
+                    case,
+                    by: std::time::Duration::from_millis(r.u64()?),
+                    reason: r.text()?,
+                },
+                8 => Command::Suspend {
+                    case,
+                    reason: r.text()?,
+                },
+                9 => Command::Resume { case },
+                _ => return Err(DecodeError("unknown command")),
+            };
+            Record::Command { now, command }
         }
         _ => return Err(DecodeError("unknown tag")),
     };
@@ -345,6 +500,7 @@ mod tests {
             .expect("engine");
         let mut rng = SplitMix64(seed);
         let mut taken: BTreeMap<u64, (Timestamp, Report)> = BTreeMap::new();
+        let mut took = Vec::new();
         for _ in 0..rounds {
             let now = clock.now();
             let n = 1 + rng.below(20);
@@ -393,11 +549,14 @@ mod tests {
             }
             let mut results = vec![Ok(CaseState::Reported); commands.len()];
             engine.execute_batch(&commands, &mut results);
-            for r in &results {
+            for (c, r) in commands.into_iter().zip(&results) {
                 assert!(
                     !matches!(r, Err(LifecycleError::Journal(_))),
                     "the journal takes every write: {r:?}"
                 );
+                if r.is_ok() {
+                    took.push((clock.now(), c));
+                }
             }
             engine.flush();
             clock.advance(Duration::from_secs(60 * (1 + rng.below(120) as u64)));
@@ -405,12 +564,32 @@ mod tests {
             engine.flush();
         }
         engine.shutdown();
-        check(dir.path(), &engine, &taken);
+        let (journaled, transitions) = check(dir.path(), &engine, &taken);
+        assert_eq!(
+            journaled, took,
+            "every command taken, in order, with its time"
+        );
+        assert!(
+            transitions > taken.len() * 2,
+            "the mix moved cases: {transitions} transitions for {} cases",
+            taken.len()
+        );
+        assert!(
+            took.iter()
+                .any(|(_, c)| matches!(c, Command::Suspend { .. })),
+            "the mix gave reasons"
+        );
     }
 
     /// The journal in `dir` against what `engine` shows of the `taken` reports.
-    fn check(dir: &std::path::Path, engine: &Engine, taken: &BTreeMap<u64, (Timestamp, Report)>) {
+    /// Answers the commands journaled, in order, and how many transitions were.
+    fn check(
+        dir: &std::path::Path,
+        engine: &Engine,
+        taken: &BTreeMap<u64, (Timestamp, Report)>,
+    ) -> (Vec<(Timestamp, Command)>, usize) {
         let records = read_all(dir);
+        let mut commands = Vec::new();
         let mut journaled_reports = BTreeMap::new();
         let mut histories: BTreeMap<u64, BTreeMap<u32, Transition>> = BTreeMap::new();
         for r in records {
@@ -422,6 +601,7 @@ mod tests {
                     );
                 }
                 Record::Withdrawn { case } => panic!("case {case} withdrawn without cause"),
+                Record::Command { now, command } => commands.push((now, command)),
                 Record::Transition {
                     case,
                     seq,
@@ -458,11 +638,7 @@ mod tests {
             transitions += journaled.len();
         }
         assert!(histories.is_empty(), "transitions of unknown cases");
-        assert!(
-            transitions > taken.len() * 2,
-            "the mix moved cases: {transitions} transitions for {} cases",
-            taken.len()
-        );
+        (commands, transitions)
     }
 
     #[test]
@@ -524,7 +700,10 @@ mod tests {
         engine.shutdown();
         let taken = taken.into_inner().expect("lock");
         assert_eq!(taken.len(), 4 * 30 * 8);
-        check(dir.path(), &engine, &taken);
+        let (commands, transitions) = check(dir.path(), &engine, &taken);
+        assert!(!commands.is_empty(), "the threads' commands are journaled");
+        // At least every case's registration, and the commands' moves.
+        assert!(transitions > taken.len(), "{transitions} transitions");
     }
 
     #[test]
@@ -643,6 +822,68 @@ mod tests {
         let mut buf = Vec::new();
         encode_withdrawn(&mut buf, 42);
         assert_eq!(decode(&buf), Ok(Record::Withdrawn { case: 42 }));
+        let (case, worker) = (CaseId(7), WorkerId(3));
+        let commands = [
+            Command::Accept { case, worker },
+            Command::Return { case, worker },
+            Command::Resolve { case, worker },
+            Command::Verify {
+                case,
+                by: Verifier::Worker(worker),
+                passed: false,
+            },
+            Command::Verify {
+                case,
+                by: Verifier::Inspector(9),
+                passed: true,
+            },
+            Command::Close {
+                case,
+                satisfaction: Some(crate::pipeline::Satisfaction::Basic),
+            },
+            Command::Close {
+                case,
+                satisfaction: None,
+            },
+            Command::Reopen {
+                case,
+                reason: "复查未通过".into(),
+            },
+            Command::Dispatch {
+                case,
+                worker,
+                over_capacity: Some("急".into()),
+            },
+            Command::Dispatch {
+                case,
+                worker,
+                over_capacity: None,
+            },
+            Command::Extend {
+                case,
+                by: Duration::from_secs(7200),
+                reason: "雨天".into(),
+            },
+            Command::Suspend {
+                case,
+                reason: "等待配件".into(),
+            },
+            Command::Resume { case },
+        ];
+        for command in commands {
+            let mut buf = Vec::new();
+            encode_command(&mut buf, Timestamp(T0), &command);
+            for cut in 0..buf.len() {
+                assert!(decode(&buf[..cut]).is_err(), "{command:?} cut at {cut}");
+            }
+            assert_eq!(
+                decode(&buf),
+                Ok(Record::Command {
+                    now: Timestamp(T0),
+                    command
+                })
+            );
+        }
         for _ in 0..20_000 {
             let len = rng.below(64);
             let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
