@@ -16,7 +16,8 @@
 //! ```
 //!
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
-//!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]`
+//!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
+//!  [--sync-records N] [--sync-millis M]`
 //!
 //! `--journal DIR` writes every report and transition ahead to a file journal in DIR
 //! (group commit, the default) and, after the run, reopens it (every checksum checked)
@@ -37,7 +38,7 @@ use std::time::Instant;
 use wangge::config::MAX_CAPACITY;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
-use wangge::journal::{FileJournal, Journal};
+use wangge::journal::{FileJournal, Journal, JournalOptions, SyncPolicy};
 use wangge::pipeline::{CaseBrief, Reporter, is_legal_move, is_legal_start};
 use wangge::{
     CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError, Location,
@@ -72,6 +73,12 @@ struct Args {
     /// Write ahead to a file journal in this directory (which must hold no record).
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
+    /// Group commit: sync once this many records are unsynced (the journal's default).
+    #[arg(long, default_value_t = 16_384)]
+    sync_records: u64,
+    /// Group commit: sync at the latest this many ms after an append.
+    #[arg(long, default_value_t = 10)]
+    sync_millis: u64,
 }
 
 #[derive(Serialize)]
@@ -143,7 +150,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .clock(clock.clone())
         .config(EngineConfig::default());
     if let Some(dir) = &args.journal {
-        let journal = FileJournal::open(dir)?;
+        let policy = SyncPolicy::Group {
+            records: args.sync_records,
+            millis: args.sync_millis,
+        };
+        let journal = FileJournal::open_with(dir, JournalOptions::default().sync(policy))?;
         if let Some(cut) = &journal.recovery().tail_cut {
             eprintln!("journal: {cut}");
         }
