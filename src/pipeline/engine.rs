@@ -467,11 +467,14 @@ impl Shared {
         if events.iter().all(|e| e.seq == 0) {
             return Ok(());
         }
-        sink.lock().append(|push| {
-            for e in events.iter().filter(|e| e.seq > 0) {
-                push(&|buf| super::wal::encode_transition(buf, e.case.0, e.seq, &e.transition));
-            }
-        })
+        super::wal::with_batch(
+            |push| {
+                for e in events.iter().filter(|e| e.seq > 0) {
+                    push(&|buf| super::wal::encode_transition(buf, e.case.0, e.seq, &e.transition));
+                }
+            },
+            |batch| sink.lock().append(batch),
+        )
     }
 
     /// Appends records made by `fill` to the journal, if there is one.
@@ -481,7 +484,7 @@ impl Shared {
     ) -> Result<(), crate::journal::JournalError> {
         match self.journal.as_ref() {
             None => Ok(()),
-            Some(sink) => sink.lock().append(fill),
+            Some(sink) => super::wal::with_batch(fill, |batch| sink.lock().append(batch)),
         }
     }
 

@@ -368,36 +368,23 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     Ok(record)
 }
 
-/// The journal as the engine holds it: one lock around the journal and a batch reused
-/// between appends. A failed append leaves the error here, and the engine refuses every
-/// later write (see [`Engine`](super::Engine)'s durability notes).
-pub(crate) struct Sink {
-    journal: Box<dyn Journal>,
-    batch: Batch,
-    pub(crate) failed: Option<JournalError>,
+thread_local! {
+    /// Each thread's batch, kept between appends for its buffers.
+    static BATCH: std::cell::RefCell<Batch> = std::cell::RefCell::new(Batch::new());
 }
 
-impl Sink {
-    pub(crate) fn new(journal: Box<dyn Journal>) -> Sink {
-        Sink {
-            journal,
-            batch: Batch::new(),
-            failed: None,
-        }
-    }
-
-    /// Serializes records with `fill` into the batch and appends it.
-    pub(crate) fn append(
-        &mut self,
-        fill: impl FnOnce(&mut dyn FnMut(&dyn Fn(&mut Vec<u8>))),
-    ) -> Result<(), JournalError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        self.batch.clear();
+/// Serializes the records `fill` pushes into this thread's batch, outside the journal's
+/// lock (the threads that write ahead encode in parallel), and hands it to `append`.
+/// A record too large for the journal is an error that appends nothing.
+pub(crate) fn with_batch(
+    fill: impl FnOnce(&mut dyn FnMut(&dyn Fn(&mut Vec<u8>))),
+    append: impl FnOnce(&Batch) -> Result<(), JournalError>,
+) -> Result<(), JournalError> {
+    BATCH.with(|cell| {
+        let mut batch = cell.borrow_mut();
+        batch.clear();
         let mut pushed = Ok(());
         {
-            let batch = &mut self.batch;
             let mut push = |write: &dyn Fn(&mut Vec<u8>)| {
                 if pushed.is_ok() {
                     pushed = batch.push_with(|buf: &mut Vec<u8>| {
@@ -408,7 +395,32 @@ impl Sink {
             };
             fill(&mut push);
         }
-        let appended = pushed.and_then(|()| self.journal.append(&self.batch).map(|_| ()));
+        pushed?;
+        append(&batch)
+    })
+}
+
+/// The journal as the engine holds it, behind one lock. A failed append leaves the error here, and the engine refuses every
+/// later write (see [`Engine`](super::Engine)'s durability notes).
+pub(crate) struct Sink {
+    journal: Box<dyn Journal>,
+    pub(crate) failed: Option<JournalError>,
+}
+
+impl Sink {
+    pub(crate) fn new(journal: Box<dyn Journal>) -> Sink {
+        Sink {
+            journal,
+            failed: None,
+        }
+    }
+
+    /// Appends a batch, unless a write failed before.
+    pub(crate) fn append(&mut self, batch: &Batch) -> Result<(), JournalError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let appended = self.journal.append(batch).map(|_| ());
         if let Err(e) = &appended {
             self.failed = Some(e.clone());
         }
