@@ -13,6 +13,9 @@
 //!   lon `f64`, lat `f64`, report time `u64`, priority `u8`, reporter kind `u8` and id `u32`,
 //!   on the spot `u8`, description length `u32` and its UTF-8 bytes. The case's first
 //!   transition (`reported`) follows from it and is not written again.
+//!   Concurrent submitters allocate ids and then append, so reports may be journaled out
+//!   of id order, and an id whose append failed is never journaled: replay must not
+//!   assume that ids come in order or without gaps.
 //! - tag 2, **withdrawn**: case `u64`. A report journaled and then handed back
 //!   (`try_submit` answering `Full`, or a submission racing shutdown): it is no case.
 //! - tag 3, **transition**: case `u64`, its index in the case's history `u32`, the
