@@ -76,7 +76,9 @@ fn settle(s: &Shared, mut out: Out) {
             break;
         }
     }
-    s.flush(out);
+    // A journal error stays in the sink and refuses every later write; the caller
+    // that acts next is told.
+    let _ = s.flush(out);
 }
 
 /// Routes registered (`fresh`) or reopened cases of a batch.

@@ -57,7 +57,7 @@ pub enum Satisfaction {
 }
 
 impl Satisfaction {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Satisfaction::Satisfied => 1,
             Satisfaction::Basic => 2,
@@ -65,7 +65,7 @@ impl Satisfaction {
         }
     }
 
-    fn from_code(c: u8) -> Option<Satisfaction> {
+    pub(crate) fn from_code(c: u8) -> Option<Satisfaction> {
         match c {
             1 => Some(Satisfaction::Satisfied),
             2 => Some(Satisfaction::Basic),

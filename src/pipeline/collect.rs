@@ -297,7 +297,9 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
     for &(parent, child) in &sc.merges {
         link(s, parent, child, now, &mut out);
     }
-    s.flush(out);
+    // A journal error stays in the sink and refuses every later write; the caller
+    // that acts next is told.
+    let _ = s.flush(out);
     if !registered.is_empty() {
         let _ = s.assign_tx.send(AssignMsg::New(registered));
     }

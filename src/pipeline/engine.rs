@@ -84,6 +84,22 @@ pub enum EngineError {
     /// The operating system would not start a stage thread.
     #[error("could not start the {0} thread")]
     Thread(&'static str),
+    /// The journal already holds records. Recovering an engine from its journal is not
+    /// done yet, and appending new cases after old ones would give two cases one id.
+    #[error(
+        "the journal holds {records} records (positions {first}..{next}); recovery from a journal is not supported yet"
+    )]
+    JournalNotEmpty {
+        /// Records held.
+        records: u64,
+        /// The first position held.
+        first: u64,
+        /// The next position.
+        next: u64,
+    },
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Why a report was not taken. A refused report changes nothing; where the report is handed
@@ -132,6 +148,10 @@ pub enum SubmitError {
     /// The engine has shut down; the report is handed back.
     #[error("the engine has shut down")]
     ShutDown(Box<Report>),
+    /// The journal refused the write (now or earlier): the report was not taken, and the
+    /// engine takes nothing more until it is rebuilt on a working journal.
+    #[error("journal: {0}")]
+    Journal(crate::journal::JournalError),
 }
 
 /// Who verifies a resolved case (核查).
@@ -286,7 +306,10 @@ pub(crate) type QueueKey = (u8, u64, u64);
 /// anything else seeing them.
 #[derive(Default)]
 pub(crate) struct Out {
+    /// Collected when someone subscribes or a journal writes them.
     pub(crate) events: Option<Vec<CaseEvent>>,
+    /// Whether `events` go to the bus too.
+    pub(crate) publish: bool,
     pub(crate) freed: Vec<WorkerId>,
     pub(crate) reroute: Vec<u64>,
     pub(crate) enqueue: Vec<(OrganId, QueueKey)>,
@@ -299,8 +322,10 @@ pub(crate) struct Out {
 
 impl Out {
     pub(crate) fn new(shared: &Shared) -> Out {
+        let publish = shared.bus.active();
         Out {
-            events: shared.bus.active().then(Vec::new),
+            events: (publish || shared.journal.is_some()).then(Vec::new),
+            publish,
             ..Out::default()
         }
     }
@@ -339,6 +364,8 @@ pub(crate) struct Shared {
     pub(crate) assigned: AtomicU64,
     /// Cases that reached a terminal state.
     pub(crate) finished: AtomicU64,
+    /// Where every accepted report and every transition is written ahead.
+    pub(crate) journal: Option<Mutex<super::wal::Sink>>,
     /// Held by a test to stop the collect stage where it stands.
     #[cfg(test)]
     pub(crate) pause: Mutex<()>,
@@ -374,8 +401,11 @@ impl Shared {
             .map_or(0, duration_ms)
     }
 
-    /// Sends on what a batch set in motion.
-    pub(crate) fn flush(&self, mut out: Out) {
+    /// Sends on what a batch set in motion, after writing its transitions to the journal.
+    /// A journal error is answered (and kept, so that the engine takes no more writes);
+    /// what the batch set in motion is sent on all the same, so that the stages stay
+    /// consistent with the store.
+    pub(crate) fn flush(&self, mut out: Out) -> Result<(), crate::journal::JournalError> {
         if !out.close_children.is_empty() {
             let now = self.now();
             let mut children: Vec<u64> = out.close_children.drain(..).map(|c| c.0).collect();
@@ -389,6 +419,7 @@ impl Shared {
                 a.extend(b);
             }
         }
+        let journaled = self.journal_events(out.events.as_deref().unwrap_or_default());
         if !out.arm.is_empty() {
             let mut arm = out.arm;
             arm.sort_unstable();
@@ -419,20 +450,68 @@ impl Shared {
             let _ = self.assign_tx.send(AssignMsg::Freed(out.freed));
         }
         if let Some(events) = out.events
+            && out.publish
             && !events.is_empty()
         {
             self.bus.publish(events);
         }
+        journaled
+    }
+
+    /// Appends a batch's transitions to the journal. The first transition of a case
+    /// (`reported`) is not written: the case's report record holds it.
+    fn journal_events(&self, events: &[CaseEvent]) -> Result<(), crate::journal::JournalError> {
+        let Some(sink) = self.journal.as_ref() else {
+            return Ok(());
+        };
+        if events.iter().all(|e| e.seq == 0) {
+            return Ok(());
+        }
+        super::wal::with_batch(
+            |push| {
+                for e in events.iter().filter(|e| e.seq > 0) {
+                    push(&|buf| super::wal::encode_transition(buf, e.case.0, e.seq, &e.transition));
+                }
+            },
+            |batch| sink.lock().append(batch),
+        )
+    }
+
+    /// Appends records made by `fill` to the journal, if there is one.
+    pub(crate) fn journal_append(
+        &self,
+        fill: impl FnOnce(&mut dyn FnMut(&dyn Fn(&mut Vec<u8>))),
+    ) -> Result<(), crate::journal::JournalError> {
+        match self.journal.as_ref() {
+            None => Ok(()),
+            Some(sink) => super::wal::with_batch(fill, |batch| sink.lock().append(batch)),
+        }
+    }
+
+    /// The journal's sticky error, if a write failed.
+    pub(crate) fn journal_failed(&self) -> Option<crate::journal::JournalError> {
+        self.journal.as_ref().and_then(|s| s.lock().failed.clone())
     }
 }
 
 /// Builds an [`Engine`].
-#[derive(Debug)]
 pub struct EngineBuilder {
     city: Arc<City>,
     router: RouterConfig,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    journal: Option<Box<dyn crate::journal::Journal>>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("router", &self.router)
+            .field("clock", &self.clock)
+            .field("config", &self.config)
+            .field("journal", &self.journal.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EngineBuilder {
@@ -451,6 +530,14 @@ impl EngineBuilder {
     /// Batching, deadlines and merging (default: [`EngineConfig::default`]).
     pub fn config(mut self, config: EngineConfig) -> EngineBuilder {
         self.config = config;
+        self
+    }
+
+    /// Writes every accepted report and every transition to `journal` before it is
+    /// acknowledged (default: no journal). The journal must be empty: recovery from a
+    /// journal is not done yet. See [`Engine`]'s section on durability.
+    pub fn journal(mut self, journal: Box<dyn crate::journal::Journal>) -> EngineBuilder {
+        self.journal = Some(journal);
         self
     }
 
@@ -481,6 +568,20 @@ impl EngineBuilder {
         if c.subscriber_buffer == 0 {
             return bad("subscriber_buffer", "must be at least 1");
         }
+        let journal = match self.journal {
+            None => None,
+            Some(mut j) => {
+                let (first, next) = (j.first_position(), j.next_position());
+                if next > first || j.latest_snapshot()?.is_some() {
+                    return Err(EngineError::JournalNotEmpty {
+                        records: next - first,
+                        first,
+                        next,
+                    });
+                }
+                Some(Mutex::new(super::wal::Sink::new(j)))
+            }
+        };
         let router = Router::new(self.city.clone(), self.router)?;
         let city = self.city;
         let worker_street = (0..city.workers().len())
@@ -511,6 +612,7 @@ impl EngineBuilder {
             worker_street,
             assigned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            journal,
             #[cfg(test)]
             pause: Mutex::new(()),
             city,
@@ -577,6 +679,33 @@ impl EngineBuilder {
 /// # use wangge::Clock;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Durability
+///
+/// Built with [`EngineBuilder::journal`], the engine writes ahead: a submission's reports
+/// are appended (one batch per call) before they are stored and before the call answers;
+/// a batch's transitions (a stage's batch, a command batch, a tick) are appended at the
+/// end of the batch, before its follow-ups go to the other stages and its events to the
+/// subscribers, and before [`Engine::execute_batch`] answers, which also journals the
+/// commands it took (just before their transitions). The record format is in
+/// the `wal` module's docs (tag byte, fixed-width fields).
+///
+/// What an acknowledgement is worth is the journal's sync policy: with
+/// [`FileJournal`](crate::journal::FileJournal)'s default group commit, it survives the
+/// death of the process at once and the death of the machine once the next group sync
+/// has run (at most 16,384 records and 10 ms later; see [`crate::journal`]).
+/// [`Engine::shutdown`] syncs. Not written: worker status changes
+/// ([`Engine::set_worker_status`]), which the router holds and a restart must set again.
+///
+/// A transition is in the case store, readable by [`Engine::case`], a moment before it
+/// is in the journal (the batch appends after it has moved its cases); nothing is
+/// *acknowledged* or sent on before the append. If an append fails the error is kept and
+/// every later submission and command is refused ([`SubmitError::Journal`],
+/// [`LifecycleError::Journal`]), the command batch that hit it included: its cases may
+/// have moved in memory, not in the journal.
+///
+/// Recovery (replaying a journal into a new engine) is not done yet: an engine refuses a
+/// journal that holds records ([`EngineError::JournalNotEmpty`]).
 #[derive(Debug)]
 pub struct Engine {
     shared: Arc<Shared>,
@@ -594,6 +723,7 @@ impl Engine {
             router: RouterConfig::default(),
             clock: Arc::new(SystemClock),
             config: EngineConfig::default(),
+            journal: None,
         }
     }
 
@@ -677,6 +807,12 @@ impl Engine {
             return Err(SubmitError::ShutDown(Box::new(report)));
         };
         let id = self.allocate(1)?;
+        let journaled = self.shared.journal_append(|push| {
+            push(&|buf| super::wal::encode_report(buf, id, now, &report));
+        });
+        if let Err(e) = journaled {
+            return Err(SubmitError::Journal(e));
+        }
         self.shared
             .store
             .insert(id, std::iter::once(Rec::from_report(report, now)));
@@ -688,6 +824,7 @@ impl Engine {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => {
                     let report = self.shared.store.take(id).map(Rec::into_report);
+                    self.withdraw(id..id + 1);
                     return Err(match report {
                         Some(r) => SubmitError::Full(Box::new(r)),
                         None => SubmitError::StoreFull,
@@ -700,11 +837,22 @@ impl Engine {
             Ok(()) => Ok(CaseId(id)),
             Err(()) => {
                 let report = self.shared.store.take(id).map(Rec::into_report);
+                self.withdraw(id..id + 1);
                 Err(report.map_or(SubmitError::StoreFull, |r| {
                     SubmitError::ShutDown(Box::new(r))
                 }))
             }
         }
+    }
+
+    /// Journals that reports journaled as taken were handed back after all. A failure
+    /// here stays in the journal's sink and refuses every later write.
+    fn withdraw(&self, ids: Range<u64>) {
+        let _ = self.shared.journal_append(|push| {
+            for id in ids {
+                push(&|buf| super::wal::encode_withdrawn(buf, id));
+            }
+        });
     }
 
     fn allocate(&self, n: u64) -> Result<u64, SubmitError> {
@@ -754,6 +902,17 @@ impl Engine {
                 return answers;
             }
         };
+        let journaled = self.shared.journal_append(|push| {
+            for (id, r) in (first..).zip(&good) {
+                push(&|buf| super::wal::encode_report(buf, id, now, r));
+            }
+        });
+        if let Err(e) = journaled {
+            for a in answers.iter_mut().filter(|a| a.is_ok()) {
+                *a = Err(SubmitError::Journal(e.clone()));
+            }
+            return answers;
+        }
         self.shared
             .store
             .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
@@ -838,6 +997,12 @@ impl Engine {
             return;
         }
         let s = &*self.shared;
+        if let Some(e) = s.journal_failed() {
+            for r in results.iter_mut() {
+                *r = Err(LifecycleError::Journal(e.to_string()));
+            }
+            return;
+        }
         let mut out = Out::new(s);
         let now = s.now();
         let mut i = 0;
@@ -861,7 +1026,20 @@ impl Engine {
                 i += 1;
             }
         }
-        s.flush(out);
+        let journaled = s.journal_append(|push| {
+            for (c, _) in commands
+                .iter()
+                .zip(results.iter())
+                .filter(|(_, r)| r.is_ok())
+            {
+                push(&|buf| super::wal::encode_command(buf, now, c));
+            }
+        });
+        if let Err(e) = journaled.and(s.flush(out)) {
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(LifecycleError::Journal(e.to_string()));
+            }
+        }
     }
 
     /// The dispatched worker accepts the case.
@@ -1042,6 +1220,10 @@ impl Engine {
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
+        // Every stage has flushed: what remains unsynced under group commit goes to disk.
+        if let Some(sink) = self.shared.journal.as_ref() {
+            let _ = sink.lock().sync();
+        }
         let snapshot = center::snapshot(&self.shared);
         *last = Some(snapshot.clone());
         snapshot
@@ -1166,5 +1348,64 @@ mod tests {
             "the refused report left no case behind"
         );
         assert_eq!(s.by_state["reported"], 0);
+    }
+
+    #[test]
+    fn a_report_handed_back_full_is_withdrawn_in_the_journal() {
+        use crate::journal::Journal;
+        use crate::pipeline::wal::{Record, decode};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let city = Arc::new(crate::city::demo::demo_city());
+        let engine = Engine::builder(city.clone())
+            .clock(SimClock::new(Timestamp(1_764_460_800_000)))
+            .config(EngineConfig {
+                batch: 1,
+                channel_batches: 1,
+                ..EngineConfig::default()
+            })
+            .journal(Box::new(
+                crate::journal::FileJournal::open(dir.path()).expect("opens"),
+            ))
+            .build()
+            .expect("engine");
+        let category = city.category_id("ZF-01").expect("in the catalogue");
+        let at = Location::new(120.33, 36.12).expect("valid");
+        let stalled = engine.shared.pause.lock();
+        let mut full = 0;
+        for i in 0..4 {
+            let r = Report::new(Source::Hotline, category, at, Timestamp(1_764_460_800_000))
+                .with_reporter(Reporter::Citizen(i));
+            if let Err(SubmitError::Full(_)) = engine.try_submit(r) {
+                full += 1;
+                break;
+            }
+        }
+        assert_eq!(full, 1, "the intake filled up");
+        drop(stalled);
+        engine.shutdown();
+        let mut j = crate::journal::FileJournal::open(dir.path()).expect("reopens");
+        let mut reports = Vec::new();
+        let mut withdrawn = Vec::new();
+        let mut bad = Vec::new();
+        j.read_from(0, &mut |pos, bytes| {
+            match decode(bytes) {
+                Ok(Record::Report { case, .. }) => reports.push(case),
+                Ok(Record::Withdrawn { case }) => withdrawn.push(case),
+                Ok(Record::Transition { .. } | Record::Command { .. }) => {}
+                Err(e) => bad.push((pos, e)),
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("reads");
+        assert_eq!(bad, vec![]);
+        assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+        assert!(
+            reports.contains(&withdrawn[0]),
+            "withdrawn after its report"
+        );
+        assert!(engine.case(CaseId(withdrawn[0])).is_none());
+        for &id in reports.iter().filter(|&&id| id != withdrawn[0]) {
+            assert!(engine.case(CaseId(id)).is_some(), "case {id} kept");
+        }
     }
 }

@@ -367,7 +367,9 @@ pub(crate) fn tick(s: &Shared) -> usize {
             rearm(s, id, rec, now, &mut out);
         });
     }
-    s.flush(out);
+    // A journal error stays in the sink and refuses every later write; the caller
+    // that acts next is told.
+    let _ = s.flush(out);
     looked
 }
 

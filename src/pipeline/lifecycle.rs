@@ -524,6 +524,26 @@ impl Transition {
         }
     }
 
+    /// The packed word, actor id and worker, as the journal stores them.
+    pub(crate) fn raw(&self) -> (u64, u32, u32) {
+        (self.packed, self.actor, self.worker)
+    }
+
+    /// A transition from its journaled parts, `None` unless every code in it is known.
+    pub(crate) fn from_raw(packed: u64, actor: u32, worker: u32) -> Option<Transition> {
+        let from = (packed >> 44) & 31;
+        let known = (from == NO_STATE || CaseState::from_code(from as u8).is_some())
+            && CaseState::from_code(((packed >> 49) & 31) as u8).is_some()
+            && Action::from_code(((packed >> 54) & 31) as u8).is_some()
+            && (packed >> 59) & 7 <= 4
+            && packed >> 62 == 0;
+        known.then_some(Transition {
+            packed,
+            actor,
+            worker,
+        })
+    }
+
     /// When.
     #[inline]
     pub fn at(&self) -> Timestamp {
@@ -635,6 +655,11 @@ pub enum LifecycleError {
         /// The action.
         action: Action,
     },
+    /// The journal refused a write (now or earlier). The engine takes no more writes; a
+    /// command answered this may have moved its case in memory, but not in the journal,
+    /// which is what a restart goes by.
+    #[error("journal: {0}")]
+    Journal(String),
     /// Suspending a suspended case, or resuming a running one.
     #[error("case {case}: {action} refused, the case is {state}")]
     Suspension {

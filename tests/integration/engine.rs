@@ -789,6 +789,9 @@ proptest! {
                 Op::Act { case, kind, right_worker } => {
                     if ids.is_empty() { continue; }
                     let id = ids[case % ids.len()];
+                    // The stages move a case submitted a moment ago on their own threads:
+                    // without this the model would predict from a state already gone.
+                    engine.flush();
                     let before = engine.case(id).unwrap();
                     let holder = before.worker;
                     let worker = match (right_worker, holder) {

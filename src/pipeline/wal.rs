@@ -1,0 +1,908 @@
+//! The engine's side of the write-ahead journal: its record type, the record's bytes, and
+//! the sink every batch hands its records to before anything it did is acknowledged.
+//!
+//! # Record format, version 1
+//!
+//! Each journal record is one engine record: a tag byte, then fixed-width little-endian
+//! fields. The encoding is written by hand rather than derived, because the engine's types
+//! keep compact private layouts (a [`Transition`] is a packed word) that a derived encoding
+//! would have to unpack and check field by field anyway; decoding checks every code and
+//! answers a typed error, never a panic.
+//!
+//! - tag 1, **report**: case `u64`, intake time `u64` (ms), source `u8`, category `u32`,
+//!   lon `f64`, lat `f64`, report time `u64`, priority `u8`, reporter kind `u8` and id `u32`,
+//!   on the spot `u8`, description length `u32` and its UTF-8 bytes. The case's first
+//!   transition (`reported`) follows from it and is not written again.
+//!   Concurrent submitters allocate ids and then append, so reports may be journaled out
+//!   of id order, and an id whose append failed is never journaled: replay must not
+//!   assume that ids come in order or without gaps.
+//! - tag 2, **withdrawn**: case `u64`. A report journaled and then handed back
+//!   (`try_submit` answering `Full`, or a submission racing shutdown): it is no case.
+//! - tag 3, **transition**: case `u64`, its index in the case's history `u32`, the
+//!   transition's packed word `u64`, actor id `u32`, worker `u32`. Transitions of one case
+//!   made by different threads may be journaled out of order; the index orders them.
+//! - tag 4, **command**: a command the engine took (answered `Ok`), for what its
+//!   transitions do not say (reasons, extensions, verdicts, verifiers): the engine's time
+//!   `u64`, case `u64`, kind `u8` (accept, return, resolve, verify, close, reopen,
+//!   dispatch, extend, suspend, resume: 0 to 9), then by kind: a worker `u32`; a verifier
+//!   (kind `u8`, id `u32`) and passed `u8`; a verdict `u8` (0 for none); a text; a worker,
+//!   a flag `u8` and a text; milliseconds `u64` and a text. A text is a length `u32` and
+//!   its UTF-8 bytes. Journaled just before the batch's transitions.
+
+use super::case::{Report, Reporter, Satisfaction, Source};
+use super::engine::{Command, Verifier};
+use super::lifecycle::Transition;
+use crate::city::{CategoryId, DepartmentId, Priority, WorkerId};
+use crate::clock::Timestamp;
+use crate::grid::Location;
+use crate::journal::{Batch, Journal, JournalError};
+
+/// One engine record. Read back only by the tests until recovery replays them.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum Record {
+    Report {
+        case: u64,
+        now: Timestamp,
+        report: Report,
+    },
+    Withdrawn {
+        case: u64,
+    },
+    Transition {
+        case: u64,
+        seq: u32,
+        transition: Transition,
+    },
+    Command {
+        now: Timestamp,
+        command: Command,
+    },
+}
+
+const TAG_REPORT: u8 = 1;
+const TAG_WITHDRAWN: u8 = 2;
+const TAG_TRANSITION: u8 = 3;
+const TAG_COMMAND: u8 = 4;
+
+fn put_text(buf: &mut Vec<u8>, text: &str) {
+    buf.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    buf.extend_from_slice(text.as_bytes());
+}
+
+pub(crate) fn encode_command(buf: &mut Vec<u8>, now: Timestamp, c: &Command) {
+    buf.push(TAG_COMMAND);
+    buf.extend_from_slice(&now.0.to_le_bytes());
+    buf.extend_from_slice(&c.case().0.to_le_bytes());
+    let worker = |buf: &mut Vec<u8>, w: &WorkerId| {
+        buf.extend_from_slice(&(w.index() as u32).to_le_bytes());
+    };
+    match c {
+        Command::Accept { worker: w, .. } => {
+            buf.push(0);
+            worker(buf, w);
+        }
+        Command::Return { worker: w, .. } => {
+            buf.push(1);
+            worker(buf, w);
+        }
+        Command::Resolve { worker: w, .. } => {
+            buf.push(2);
+            worker(buf, w);
+        }
+        Command::Verify { by, passed, .. } => {
+            buf.push(3);
+            let (kind, id) = match by {
+                Verifier::Reporter => (0u8, 0u32),
+                Verifier::Inspector(i) => (1, *i),
+                Verifier::Worker(w) => (2, w.index() as u32),
+                Verifier::Center => (3, 0),
+            };
+            buf.push(kind);
+            buf.extend_from_slice(&id.to_le_bytes());
+            buf.push(u8::from(*passed));
+        }
+        Command::Close { satisfaction, .. } => {
+            buf.push(4);
+            buf.push(satisfaction.map_or(0, Satisfaction::code));
+        }
+        Command::Reopen { reason, .. } => {
+            buf.push(5);
+            put_text(buf, reason);
+        }
+        Command::Dispatch {
+            worker: w,
+            over_capacity,
+            ..
+        } => {
+            buf.push(6);
+            worker(buf, w);
+            buf.push(u8::from(over_capacity.is_some()));
+            put_text(buf, over_capacity.as_deref().unwrap_or_default());
+        }
+        Command::Extend { by, reason, .. } => {
+            buf.push(7);
+            buf.extend_from_slice(&(by.as_millis().min(u128::from(u64::MAX)) as u64).to_le_bytes());
+            put_text(buf, reason);
+        }
+        Command::Suspend { reason, .. } => {
+            buf.push(8);
+            put_text(buf, reason);
+        }
+        Command::Resume { .. } => buf.push(9),
+    }
+}
+
+/// Why a record's bytes are not a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("journal record: {0}")]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct DecodeError(pub(crate) &'static str);
+
+/// Appends a report record to `buf`.
+pub(crate) fn encode_report(buf: &mut Vec<u8>, case: u64, now: Timestamp, r: &Report) {
+    buf.push(TAG_REPORT);
+    buf.extend_from_slice(&case.to_le_bytes());
+    buf.extend_from_slice(&now.0.to_le_bytes());
+    buf.push(match r.source {
+        Source::Patrol => 0,
+        Source::Hotline => 1,
+        Source::Sensor => 2,
+        Source::Referral => 3,
+    });
+    buf.extend_from_slice(&r.category.0.to_le_bytes());
+    buf.extend_from_slice(&r.location.lon().to_le_bytes());
+    buf.extend_from_slice(&r.location.lat().to_le_bytes());
+    buf.extend_from_slice(&r.at.0.to_le_bytes());
+    buf.push(r.priority.index() as u8);
+    let (kind, id) = match r.reporter {
+        Reporter::Anonymous => (0u8, 0u32),
+        Reporter::Citizen(c) => (1, c),
+        Reporter::Worker(w) => (2, w.index() as u32),
+        Reporter::Sensor(s) => (3, s),
+        Reporter::Department(d) => (4, d.index() as u32),
+    };
+    buf.push(kind);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.push(u8::from(r.on_the_spot));
+    buf.extend_from_slice(&(r.description.len() as u32).to_le_bytes());
+    buf.extend_from_slice(r.description.as_bytes());
+}
+
+pub(crate) fn encode_withdrawn(buf: &mut Vec<u8>, case: u64) {
+    buf.push(TAG_WITHDRAWN);
+    buf.extend_from_slice(&case.to_le_bytes());
+}
+
+pub(crate) fn encode_transition(buf: &mut Vec<u8>, case: u64, seq: u32, t: &Transition) {
+    let (packed, actor, worker) = t.raw();
+    buf.push(TAG_TRANSITION);
+    buf.extend_from_slice(&case.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&packed.to_le_bytes());
+    buf.extend_from_slice(&actor.to_le_bytes());
+    buf.extend_from_slice(&worker.to_le_bytes());
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+struct Reader<'a>(&'a [u8]);
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError("too short"))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+    fn f64(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_le_bytes(self.take()?))
+    }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad flag")),
+        }
+    }
+    fn text(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        if len > self.0.len() {
+            return Err(DecodeError("text past the end"));
+        }
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(std::str::from_utf8(text)
+            .map_err(|_| DecodeError("text is not UTF-8"))?
+            .to_string())
+    }
+    fn end(self) -> Result<(), DecodeError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError("trailing bytes"))
+        }
+    }
+}
+
+/// Reads one record back.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let mut r = Reader(bytes);
+    let record = match r.u8()? {
+        TAG_REPORT => {
+            let case = r.u64()?;
+            let now = Timestamp(r.u64()?);
+            let source = match r.u8()? {
+                0 => Source::Patrol,
+                1 => Source::Hotline,
+                2 => Source::Sensor,
+                3 => Source::Referral,
+                _ => return Err(DecodeError("unknown source")),
+            };
+            let category = CategoryId(r.u32()?);
+            let (lon, lat) = (r.f64()?, r.f64()?);
+            let location = Location::new(lon, lat).map_err(|_| DecodeError("bad location"))?;
+            let at = Timestamp(r.u64()?);
+            let priority = *Priority::ALL
+                .get(usize::from(r.u8()?))
+                .ok_or(DecodeError("unknown priority"))?;
+            let (kind, id) = (r.u8()?, r.u32()?);
+            let reporter = match kind {
+                0 => Reporter::Anonymous,
+                1 => Reporter::Citizen(id),
+                2 => Reporter::Worker(WorkerId(id)),
+                3 => Reporter::Sensor(id),
+                4 => Reporter::Department(DepartmentId(id)),
+                _ => return Err(DecodeError("unknown reporter kind")),
+            };
+            let on_the_spot = r.flag()?;
+            let description = r.text()?;
+            Record::Report {
+                case,
+                now,
+                report: Report {
+                    source,
+                    category,
+                    location,
+                    at,
+                    priority,
+                    reporter,
+                    description,
+                    on_the_spot,
+                },
+            }
+        }
+        TAG_WITHDRAWN => Record::Withdrawn { case: r.u64()? },
+        TAG_TRANSITION => {
+            let case = r.u64()?;
+            let seq = r.u32()?;
+            let (packed, actor, worker) = (r.u64()?, r.u32()?, r.u32()?);
+            let transition =
+                Transition::from_raw(packed, actor, worker).ok_or(DecodeError("bad transition"))?;
+            Record::Transition {
+                case,
+                seq,
+                transition,
+            }
+        }
+        TAG_COMMAND => {
+            let now = Timestamp(r.u64()?);
+            let case = super::CaseId(r.u64()?);
+            let command = match r.u8()? {
+                0 => Command::Accept {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                1 => Command::Return {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                2 => Command::Resolve {
+                    case,
+                    worker: WorkerId(r.u32()?),
+                },
+                3 => {
+                    let (kind, id) = (r.u8()?, r.u32()?);
+                    let by = match kind {
+                        0 => Verifier::Reporter,
+                        1 => Verifier::Inspector(id),
+                        2 => Verifier::Worker(WorkerId(id)),
+                        3 => Verifier::Center,
+                        _ => return Err(DecodeError("unknown verifier")),
+                    };
+                    Command::Verify {
+                        case,
+                        by,
+                        passed: r.flag()?,
+                    }
+                }
+                4 => Command::Close {
+                    case,
+                    satisfaction: match r.u8()? {
+                        0 => None,
+                        c => {
+                            Some(Satisfaction::from_code(c).ok_or(DecodeError("unknown verdict"))?)
+                        }
+                    },
+                },
+                5 => Command::Reopen {
+                    case,
+                    reason: r.text()?,
+                },
+                6 => {
+                    let worker = WorkerId(r.u32()?);
+                    let over = r.flag()?;
+                    let text = r.text()?;
+                    Command::Dispatch {
+                        case,
+                        worker,
+                        over_capacity: over.then_some(text),
+                    }
+                }
+                7 => Command::Extend {
+                    case,
+                    by: std::time::Duration::from_millis(r.u64()?),
+                    reason: r.text()?,
+                },
+                8 => Command::Suspend {
+                    case,
+                    reason: r.text()?,
+                },
+                9 => Command::Resume { case },
+                _ => return Err(DecodeError("unknown command")),
+            };
+            Record::Command { now, command }
+        }
+        _ => return Err(DecodeError("unknown tag")),
+    };
+    r.end()?;
+    Ok(record)
+}
+
+thread_local! {
+    /// Each thread's batch, kept between appends for its buffers.
+    static BATCH: std::cell::RefCell<Batch> = std::cell::RefCell::new(Batch::new());
+}
+
+/// Serializes the records `fill` pushes into this thread's batch, outside the journal's
+/// lock (the threads that write ahead encode in parallel), and hands it to `append`.
+/// A record too large for the journal is an error that appends nothing.
+pub(crate) fn with_batch(
+    fill: impl FnOnce(&mut dyn FnMut(&dyn Fn(&mut Vec<u8>))),
+    append: impl FnOnce(&Batch) -> Result<(), JournalError>,
+) -> Result<(), JournalError> {
+    BATCH.with(|cell| {
+        let mut batch = cell.borrow_mut();
+        batch.clear();
+        let mut pushed = Ok(());
+        {
+            let mut push = |write: &dyn Fn(&mut Vec<u8>)| {
+                if pushed.is_ok() {
+                    pushed = batch.push_with(|buf: &mut Vec<u8>| {
+                        write(buf);
+                        Ok::<_, JournalError>(())
+                    });
+                }
+            };
+            fill(&mut push);
+        }
+        pushed?;
+        append(&batch)
+    })
+}
+
+/// The journal as the engine holds it, behind one lock. A failed append leaves the error here, and the engine refuses every
+/// later write (see [`Engine`](super::Engine)'s durability notes).
+pub(crate) struct Sink {
+    journal: Box<dyn Journal>,
+    pub(crate) failed: Option<JournalError>,
+}
+
+impl Sink {
+    pub(crate) fn new(journal: Box<dyn Journal>) -> Sink {
+        Sink {
+            journal,
+            failed: None,
+        }
+    }
+
+    /// Appends a batch, unless a write failed before.
+    pub(crate) fn append(&mut self, batch: &Batch) -> Result<(), JournalError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let appended = self.journal.append(batch).map(|_| ());
+        if let Err(e) = &appended {
+            self.failed = Some(e.clone());
+        }
+        appended
+    }
+
+    pub(crate) fn sync(&mut self) -> Result<(), JournalError> {
+        self.journal.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::journal::FileJournal;
+    use crate::pipeline::CaseId;
+    use crate::pipeline::{CaseState, Command, Engine, EngineConfig, LifecycleError, Verifier};
+    use crate::rng::SplitMix64;
+    use crate::{City, SimClock};
+    use std::collections::BTreeMap;
+    use std::ops::ControlFlow;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const T0: u64 = 1_764_460_800_000;
+
+    fn city() -> Arc<City> {
+        Arc::new(crate::city::demo::demo_city())
+    }
+
+    /// Reports over the demo city's bounds, of every category, some with text.
+    fn reports(city: &City, rng: &mut SplitMix64, n: usize, at: Timestamp) -> Vec<Report> {
+        let [x0, y0, x1, y1] = city.grid().bounds();
+        let codes = ["ZF-01", "ZF-02"];
+        (0..n)
+            .map(|i| {
+                let category = city
+                    .category_id(codes[rng.below(codes.len())])
+                    .expect("in the demo catalogue");
+                let p = Location::new(rng.range(x0, x1), rng.range(y0, y1)).expect("in bounds");
+                let mut r = Report::new(Source::Hotline, category, p, at)
+                    .with_reporter(Reporter::Citizen(i as u32));
+                if rng.below(4) == 0 {
+                    r.description = format!("报告 {i}");
+                }
+                r.priority = Priority::ALL[rng.below(4)];
+                r
+            })
+            .collect()
+    }
+
+    fn read_all(dir: &std::path::Path) -> Vec<Record> {
+        let mut j = FileJournal::open(dir).expect("reopens");
+        let mut out = Vec::new();
+        let mut bad = None;
+        j.read_from(0, &mut |pos, bytes| match decode(bytes) {
+            Ok(r) => {
+                out.push(r);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                bad = Some((pos, e));
+                ControlFlow::Break(())
+            }
+        })
+        .expect("reads");
+        assert_eq!(bad, None, "every record decodes");
+        out
+    }
+
+    /// Drives an engine on a journal through reports and a random mix of commands and
+    /// ticks, then checks the journal against what the engine shows: every acknowledged
+    /// report once, with its intake time, and every case's history after its first entry
+    /// exactly, by index, nothing missing and nothing extra.
+    fn run_and_check(seed: u64, rounds: usize) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let city = city();
+        let clock = SimClock::new(Timestamp(T0));
+        let journal = FileJournal::open(dir.path()).expect("opens");
+        let engine = Engine::builder(city.clone())
+            .clock(clock.clone())
+            .config(EngineConfig {
+                batch: 7,
+                ..EngineConfig::default()
+            })
+            .journal(Box::new(journal))
+            .build()
+            .expect("engine");
+        let mut rng = SplitMix64(seed);
+        let mut taken: BTreeMap<u64, (Timestamp, Report)> = BTreeMap::new();
+        let mut took = Vec::new();
+        for _ in 0..rounds {
+            let now = clock.now();
+            let n = 1 + rng.below(20);
+            let batch = reports(&city, &mut rng, n, now);
+            for (r, a) in batch.iter().zip(engine.submit_batch(batch.clone())) {
+                let id = a.expect("valid reports are taken");
+                taken.insert(id.0, (now, r.clone()));
+            }
+            engine.flush();
+            let mut commands = Vec::new();
+            for &id in taken.keys() {
+                let case = engine.case(CaseId(id)).expect("stored");
+                let pick = rng.below(6);
+                let c = match (case.state, case.worker) {
+                    (CaseState::Dispatched, Some(worker)) if pick == 0 => Command::Return {
+                        case: case.id,
+                        worker,
+                    },
+                    (CaseState::Dispatched, Some(worker)) => Command::Accept {
+                        case: case.id,
+                        worker,
+                    },
+                    (CaseState::Accepted, Some(_)) if pick == 1 => Command::Suspend {
+                        case: case.id,
+                        reason: "等待配件".into(),
+                    },
+                    (CaseState::Accepted, Some(worker)) => Command::Resolve {
+                        case: case.id,
+                        worker,
+                    },
+                    (CaseState::Resolved, _) => Command::Verify {
+                        case: case.id,
+                        by: Verifier::Center,
+                        passed: pick != 2,
+                    },
+                    (CaseState::Verified, _) => Command::Close {
+                        case: case.id,
+                        satisfaction: None,
+                    },
+                    _ if case.suspended => Command::Resume { case: case.id },
+                    _ => continue,
+                };
+                if rng.below(3) != 0 {
+                    commands.push(c);
+                }
+            }
+            let mut results = vec![Ok(CaseState::Reported); commands.len()];
+            engine.execute_batch(&commands, &mut results);
+            for (c, r) in commands.into_iter().zip(&results) {
+                assert!(
+                    !matches!(r, Err(LifecycleError::Journal(_))),
+                    "the journal takes every write: {r:?}"
+                );
+                if r.is_ok() {
+                    took.push((clock.now(), c));
+                }
+            }
+            engine.flush();
+            clock.advance(Duration::from_secs(60 * (1 + rng.below(120) as u64)));
+            engine.tick();
+            engine.flush();
+        }
+        engine.shutdown();
+        let (journaled, transitions) = check(dir.path(), &engine, &taken);
+        assert_eq!(
+            journaled, took,
+            "every command taken, in order, with its time"
+        );
+        assert!(
+            transitions > taken.len() * 2,
+            "the mix moved cases: {transitions} transitions for {} cases",
+            taken.len()
+        );
+        assert!(
+            took.iter()
+                .any(|(_, c)| matches!(c, Command::Suspend { .. })),
+            "the mix gave reasons"
+        );
+    }
+
+    /// The journal in `dir` against what `engine` shows of the `taken` reports.
+    /// Answers the commands journaled, in order, and how many transitions were.
+    fn check(
+        dir: &std::path::Path,
+        engine: &Engine,
+        taken: &BTreeMap<u64, (Timestamp, Report)>,
+    ) -> (Vec<(Timestamp, Command)>, usize) {
+        let records = read_all(dir);
+        let mut commands = Vec::new();
+        let mut journaled_reports = BTreeMap::new();
+        let mut histories: BTreeMap<u64, BTreeMap<u32, Transition>> = BTreeMap::new();
+        for r in records {
+            match r {
+                Record::Report { case, now, report } => {
+                    assert!(
+                        journaled_reports.insert(case, (now, report)).is_none(),
+                        "case {case} journaled twice"
+                    );
+                }
+                Record::Withdrawn { case } => panic!("case {case} withdrawn without cause"),
+                Record::Command { now, command } => commands.push((now, command)),
+                Record::Transition {
+                    case,
+                    seq,
+                    transition,
+                } => {
+                    assert!(
+                        journaled_reports.contains_key(&case),
+                        "a transition of case {case} before its report"
+                    );
+                    let old = histories.entry(case).or_default().insert(seq, transition);
+                    assert_eq!(old, None, "case {case}, entry {seq} journaled twice");
+                }
+            }
+        }
+        assert_eq!(
+            &journaled_reports, taken,
+            "every acknowledged report, as it was"
+        );
+        let mut transitions = 0;
+        for (&id, (now, _)) in taken {
+            let case = engine.case(CaseId(id)).expect("stored");
+            assert_eq!(case.history[0].at(), *now);
+            let journaled: Vec<Transition> = histories
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, (seq, t))| {
+                    assert_eq!(seq as usize, i + 1, "case {id}: no gap in the journal");
+                    t
+                })
+                .collect();
+            assert_eq!(journaled, case.history[1..], "case {id}");
+            transitions += journaled.len();
+        }
+        assert!(histories.is_empty(), "transitions of unknown cases");
+        (commands, transitions)
+    }
+
+    #[test]
+    fn the_journal_holds_every_report_and_every_transition() {
+        for seed in 1..4 {
+            run_and_check(seed, 12);
+        }
+    }
+
+    /// Submissions and commands from several threads at once: every case's transitions
+    /// are journaled after its report and complete, whichever thread made them.
+    #[test]
+    fn the_journal_is_complete_under_threads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let city = city();
+        let clock = SimClock::new(Timestamp(T0));
+        let engine = Engine::builder(city.clone())
+            .clock(clock.clone())
+            .config(EngineConfig {
+                batch: 5,
+                ..EngineConfig::default()
+            })
+            .journal(Box::new(FileJournal::open(dir.path()).expect("opens")))
+            .build()
+            .expect("engine");
+        let taken = std::sync::Mutex::new(BTreeMap::new());
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let (engine, city, taken) = (&engine, &city, &taken);
+                scope.spawn(move || {
+                    let mut rng = SplitMix64(100 + t);
+                    let mut mine = Vec::new();
+                    for _ in 0..30 {
+                        let now = Timestamp(T0);
+                        let batch = reports(city, &mut rng, 8, now);
+                        for (r, a) in batch.iter().zip(engine.submit_batch(batch.clone())) {
+                            let id = a.expect("taken");
+                            mine.push(id);
+                            taken.lock().expect("lock").insert(id.0, (now, r.clone()));
+                        }
+                        // Without waiting for the stages: commands race the assign stage.
+                        for &id in &mine {
+                            let case = engine.case(id).expect("stored");
+                            let _ = match (case.state, case.worker) {
+                                (CaseState::Dispatched, Some(w)) => engine.accept(id, w),
+                                (CaseState::Accepted, Some(w)) => engine.resolve(id, w),
+                                (CaseState::Resolved, _) => {
+                                    engine.verify(id, Verifier::Center, true)
+                                }
+                                (CaseState::Verified, _) => engine.close(id, None),
+                                (state, _) => Ok(state),
+                            };
+                        }
+                    }
+                });
+            }
+        });
+        engine.flush();
+        engine.shutdown();
+        let taken = taken.into_inner().expect("lock");
+        assert_eq!(taken.len(), 4 * 30 * 8);
+        let (commands, transitions) = check(dir.path(), &engine, &taken);
+        assert!(!commands.is_empty(), "the threads' commands are journaled");
+        // At least every case's registration, and the commands' moves.
+        assert!(transitions > taken.len(), "{transitions} transitions");
+    }
+
+    #[test]
+    fn an_engine_refuses_a_journal_that_holds_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut j = FileJournal::open(dir.path()).expect("opens");
+        let mut b = Batch::new();
+        b.push(b"old").expect("small");
+        j.append(&b).expect("appends");
+        let built = Engine::builder(city()).journal(Box::new(j)).build();
+        assert!(
+            matches!(
+                built,
+                Err(crate::pipeline::EngineError::JournalNotEmpty { records: 1, .. })
+            ),
+            "{built:?}"
+        );
+    }
+
+    /// A journal whose appends fail after `ok` of them.
+    struct Failing {
+        ok: usize,
+        next: u64,
+    }
+
+    impl Journal for Failing {
+        fn append(&mut self, batch: &Batch) -> Result<std::ops::Range<u64>, JournalError> {
+            if self.ok == 0 {
+                return Err(JournalError::Io {
+                    action: "append",
+                    path: "failing".into(),
+                    source: std::io::Error::other("disk full").into(),
+                });
+            }
+            self.ok -= 1;
+            let first = self.next;
+            self.next += batch.len() as u64;
+            Ok(first..self.next)
+        }
+        fn sync(&mut self) -> Result<(), JournalError> {
+            Ok(())
+        }
+        fn first_position(&self) -> u64 {
+            0
+        }
+        fn next_position(&self) -> u64 {
+            self.next
+        }
+        fn read_from(
+            &mut self,
+            from: u64,
+            _: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+        ) -> Result<u64, JournalError> {
+            Ok(from)
+        }
+        fn write_snapshot(&mut self, _: u64, _: &[u8]) -> Result<(), JournalError> {
+            Ok(())
+        }
+        fn latest_snapshot(&mut self) -> Result<Option<crate::journal::Snapshot>, JournalError> {
+            Ok(None)
+        }
+        fn compact(&mut self) -> Result<crate::journal::Compaction, JournalError> {
+            Ok(Default::default())
+        }
+    }
+
+    #[test]
+    fn a_failed_append_refuses_the_write_and_every_later_one() {
+        let city = city();
+        let clock = SimClock::new(Timestamp(T0));
+        let engine = Engine::builder(city.clone())
+            .clock(clock.clone())
+            .journal(Box::new(Failing { ok: 1, next: 0 }))
+            .build()
+            .expect("engine");
+        let mut rng = SplitMix64(9);
+        let first = reports(&city, &mut rng, 1, clock.now()).remove(0);
+        let id = engine.submit(first).expect("the first append succeeds");
+        let second = reports(&city, &mut rng, 1, clock.now()).remove(0);
+        assert!(matches!(
+            engine.submit(second.clone()),
+            Err(crate::pipeline::SubmitError::Journal(_))
+        ));
+        assert!(matches!(
+            engine.submit_batch(vec![second])[..],
+            [Err(crate::pipeline::SubmitError::Journal(_))]
+        ));
+        assert!(matches!(engine.resume(id), Err(LifecycleError::Journal(_))));
+        let s = engine.shutdown();
+        assert_eq!(s.cases, 1, "nothing refused was stored");
+    }
+
+    #[test]
+    fn records_read_back_as_written_and_garbage_is_an_error() {
+        let city = city();
+        let mut rng = SplitMix64(3);
+        for (i, r) in reports(&city, &mut rng, 50, Timestamp(T0))
+            .into_iter()
+            .enumerate()
+        {
+            let mut buf = Vec::new();
+            encode_report(&mut buf, i as u64, Timestamp(T0 + i as u64), &r);
+            let back = decode(&buf).expect("decodes");
+            assert_eq!(
+                back,
+                Record::Report {
+                    case: i as u64,
+                    now: Timestamp(T0 + i as u64),
+                    report: r
+                }
+            );
+            for cut in 0..buf.len() {
+                assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        let mut buf = Vec::new();
+        encode_withdrawn(&mut buf, 42);
+        assert_eq!(decode(&buf), Ok(Record::Withdrawn { case: 42 }));
+        let (case, worker) = (CaseId(7), WorkerId(3));
+        let commands = [
+            Command::Accept { case, worker },
+            Command::Return { case, worker },
+            Command::Resolve { case, worker },
+            Command::Verify {
+                case,
+                by: Verifier::Worker(worker),
+                passed: false,
+            },
+            Command::Verify {
+                case,
+                by: Verifier::Inspector(9),
+                passed: true,
+            },
+            Command::Close {
+                case,
+                satisfaction: Some(crate::pipeline::Satisfaction::Basic),
+            },
+            Command::Close {
+                case,
+                satisfaction: None,
+            },
+            Command::Reopen {
+                case,
+                reason: "复查未通过".into(),
+            },
+            Command::Dispatch {
+                case,
+                worker,
+                over_capacity: Some("急".into()),
+            },
+            Command::Dispatch {
+                case,
+                worker,
+                over_capacity: None,
+            },
+            Command::Extend {
+                case,
+                by: Duration::from_secs(7200),
+                reason: "雨天".into(),
+            },
+            Command::Suspend {
+                case,
+                reason: "等待配件".into(),
+            },
+            Command::Resume { case },
+        ];
+        for command in commands {
+            let mut buf = Vec::new();
+            encode_command(&mut buf, Timestamp(T0), &command);
+            for cut in 0..buf.len() {
+                assert!(decode(&buf[..cut]).is_err(), "{command:?} cut at {cut}");
+            }
+            assert_eq!(
+                decode(&buf),
+                Ok(Record::Command {
+                    now: Timestamp(T0),
+                    command
+                })
+            );
+        }
+        for _ in 0..20_000 {
+            let len = rng.below(64);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let _ = decode(&bytes);
+        }
+    }
+}
