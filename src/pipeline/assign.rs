@@ -6,7 +6,7 @@ use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
 use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
-use crate::city::{Holder, OrganId, UnitId, WorkerId, WorkerUnit};
+use crate::city::{OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::routing::Outcome;
 use crossbeam_channel::Receiver;
@@ -193,25 +193,8 @@ fn take_on_spot(s: &Shared, id: u64, rec: &mut Rec, now: Timestamp, out: &mut Ou
 }
 
 fn may_hold(s: &Shared, rec: &Rec, w: WorkerId) -> bool {
-    let city = &s.city;
-    let (Some(worker), Some(category), Some(cell)) =
-        (city.worker(w), city.category(rec.category()), rec.cell())
-    else {
-        return false;
-    };
-    if !worker.roles.intersects(category.roles) {
-        return false;
-    }
-    let Ok(admission) = city.admit(cell, rec.category()) else {
-        return false;
-    };
-    match (admission.holder, worker.unit) {
-        (Holder::Community(c), WorkerUnit::Community(u)) => c == u,
-        (Holder::Street { street, .. }, WorkerUnit::Organ(_) | WorkerUnit::Agency(_)) => {
-            city.worker_street(w) == Some(street)
-        }
-        _ => false,
-    }
+    rec.cell()
+        .is_some_and(|cell| s.port.router.may_take(w, cell, rec.category()))
 }
 
 /// Gives the heads of an organ's queue to whoever the router finds, until the head finds

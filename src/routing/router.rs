@@ -343,6 +343,17 @@ fn force_key(street_index: usize, platform: Platform) -> u32 {
     0x8000_0000 | (street_index * 4 + platform.index()) as u32
 }
 
+/// The force that holds a case: the community itself, or the street office's force for
+/// the platform; `None` for a referral.
+#[inline]
+fn holder_force(holder: Holder, platform: Platform) -> Option<u32> {
+    match holder {
+        Holder::Community(c) => Some(c.0),
+        Holder::Street { street, .. } => Some(force_key(street.index(), platform)),
+        Holder::Department(_) => None,
+    }
+}
+
 /// No force: staff of an organ or agency that serves no platform.
 const NO_FORCE: u32 = u32::MAX;
 
@@ -719,6 +730,24 @@ impl Router {
         Ok(self.decision(req, Outcome::Assigned { worker }, trace))
     }
 
+    /// Whether `worker` is one of the holder's own people for a case of `category` in
+    /// `cell` and has a role the category needs: the rule every decision searches by (a
+    /// community's own people, or the street office's force for the category's platform).
+    /// False for ids outside the city and for referred cases.
+    pub fn may_take(&self, worker: WorkerId, cell: CellId, category: CategoryId) -> bool {
+        let (Some(&force), Some(info)) = (
+            self.force_of.get(worker.index()),
+            self.categories.get(category.index()),
+        ) else {
+            return false;
+        };
+        let Ok(admission) = self.city.admit(cell, category) else {
+            return false;
+        };
+        holder_force(admission.holder, info.platform) == Some(force)
+            && self.roles[worker.index()].intersects(info.roles)
+    }
+
     /// The worker holding `case` now, if any.
     pub fn holder(&self, case: CaseId) -> Option<WorkerId> {
         self.cases.lock(case).get(&case).and_then(|r| r.worker())
@@ -825,10 +854,9 @@ impl Router {
         before_claim();
         let mut excluded = Excluded::new(record.returners());
         let cos_lat = req.location.lat().to_radians().cos();
-        let holder_force = match admission.holder {
-            Holder::Community(c) => c.0,
-            _ => force_key(street.index(), category.platform),
-        };
+        // Referrals returned above; `street` is the holder's (or the community's) street.
+        let holder_force = holder_force(admission.holder, category.platform)
+            .unwrap_or_else(|| force_key(street.index(), category.platform));
         loop {
             let (found, best, skipped) =
                 self.search(req, category.roles, cos_lat, holder_force, &excluded);

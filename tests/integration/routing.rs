@@ -465,6 +465,15 @@ fn work_goes_only_to_the_holder_and_its_own_people() {
                 .unwrap();
             let holder = d.trace.admission.holder;
             *by_found.entry(d.trace.found).or_default() += 1;
+            // The router's own statement of the rule agrees with the test's, worker by worker.
+            let roles = city.category(category).unwrap().roles;
+            for w in (0..city.workers().len()).step_by(7) {
+                let w = WorkerId::from_index(w).unwrap();
+                let rule = !holder_is_department(holder)
+                    && belongs_to_holder(&city, w, holder, platform)
+                    && city.worker(w).unwrap().roles.intersects(roles);
+                assert_eq!(router.may_take(w, cell, category), rule, "{w} in {cell}");
+            }
             match d.outcome {
                 Outcome::Assigned { worker } => {
                     assert!(
