@@ -430,6 +430,11 @@ impl Texts {
         k
     }
 
+    /// Every text, by number.
+    pub(crate) fn all(&self) -> Vec<Box<str>> {
+        self.inner.lock().texts.clone()
+    }
+
     pub(crate) fn get(&self, k: u32) -> String {
         self.inner
             .lock()
@@ -564,6 +569,23 @@ impl Store {
     pub(crate) fn take(&self, id: u64) -> Option<Rec> {
         let seg = self.existing(id)?;
         seg.lock()[Store::split(id).1].take()
+    }
+
+    /// Visits every stored case with an id below `end` mutably, segment by segment.
+    pub(crate) fn scan_mut(&self, end: u64, mut f: impl FnMut(u64, &mut Rec)) {
+        if end == 0 {
+            return;
+        }
+        let last = Store::split(end - 1).0;
+        for (s, cell) in self.segments.iter().enumerate().take(last + 1) {
+            let Some(seg) = cell.get() else { continue };
+            let mut g = seg.lock();
+            for (k, rec) in g.iter_mut().enumerate() {
+                if let Some(rec) = rec {
+                    f(((s as u64) << SEGMENT_BITS) | k as u64, rec);
+                }
+            }
+        }
     }
 
     /// Visits every stored case, segment by segment (each segment under its lock while it

@@ -79,7 +79,7 @@ impl Dedupe {
         }
     }
 
-    fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.distance_m > 0.0 && self.window_ms > 0
     }
 
@@ -120,7 +120,7 @@ impl Dedupe {
         best.map(|e| e.id)
     }
 
-    fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
+    pub(crate) fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
         let key = (category, self.bucket(p).0, self.bucket(p).1);
         self.map.entry(key).or_default().push(Entry {
             id,
@@ -322,6 +322,7 @@ fn link(s: &Shared, parent: u64, child: u64, now: Timestamp, out: &mut Out) {
             }
         })
         .unwrap_or(false);
+    out.links.push((child, parent, linked));
     if !linked {
         s.store.with(child, |c| close_merged(child, c, now, out));
     }

@@ -84,18 +84,15 @@ pub enum EngineError {
     /// The operating system would not start a stage thread.
     #[error("could not start the {0} thread")]
     Thread(&'static str),
-    /// The journal already holds records. Recovering an engine from its journal is not
-    /// done yet, and appending new cases after old ones would give two cases one id.
-    #[error(
-        "the journal holds {records} records (positions {first}..{next}); recovery from a journal is not supported yet"
-    )]
-    JournalNotEmpty {
-        /// Records held.
-        records: u64,
-        /// The first position held.
-        first: u64,
-        /// The next position.
-        next: u64,
+    /// The journal holds what this engine cannot replay: a record that does not decode,
+    /// a case of a category the city does not have, a transition that does not follow
+    /// from where its case stands. Nothing was started.
+    #[error("journal replay at position {position}: {why}")]
+    Replay {
+        /// The record's position (`u64::MAX` when the problem is not one record's).
+        position: u64,
+        /// What is wrong.
+        why: String,
     },
     /// The journal could not be read.
     #[error(transparent)]
@@ -281,6 +278,18 @@ pub struct CaseBrief {
     pub cell: Option<crate::grid::CellId>,
 }
 
+/// What [`Engine::checkpoint`] wrote and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Checkpoint {
+    /// The snapshot reflects every journal record before this position.
+    pub covers: u64,
+    /// The snapshot's size.
+    pub bytes: u64,
+    /// What the journal dropped.
+    pub compaction: crate::journal::Compaction,
+}
+
 /// Messages into the collect stage.
 pub(crate) enum CollectMsg {
     Cases(Range<u64>),
@@ -318,6 +327,9 @@ pub(crate) struct Out {
     pub(crate) forget: Vec<u64>,
     pub(crate) dedupe_remove: Vec<(u64, u32, crate::grid::Location)>,
     pub(crate) close_children: Vec<CaseId>,
+    /// Merged cases and the case each duplicates, and whether it was listed there (for
+    /// the journal).
+    pub(crate) links: Vec<(u64, u64, bool)>,
 }
 
 impl Out {
@@ -419,7 +431,7 @@ impl Shared {
                 a.extend(b);
             }
         }
-        let journaled = self.journal_events(out.events.as_deref().unwrap_or_default());
+        let journaled = self.journal_events(out.events.as_deref().unwrap_or_default(), &out.links);
         if !out.arm.is_empty() {
             let mut arm = out.arm;
             arm.sort_unstable();
@@ -460,15 +472,22 @@ impl Shared {
 
     /// Appends a batch's transitions to the journal. The first transition of a case
     /// (`reported`) is not written: the case's report record holds it.
-    fn journal_events(&self, events: &[CaseEvent]) -> Result<(), crate::journal::JournalError> {
+    fn journal_events(
+        &self,
+        events: &[CaseEvent],
+        links: &[(u64, u64, bool)],
+    ) -> Result<(), crate::journal::JournalError> {
         let Some(sink) = self.journal.as_ref() else {
             return Ok(());
         };
-        if events.iter().all(|e| e.seq == 0) {
+        if links.is_empty() && events.iter().all(|e| e.seq == 0) {
             return Ok(());
         }
         super::wal::with_batch(
             |push| {
+                for &(case, parent, listed) in links {
+                    push(&|buf| super::wal::encode_link(buf, case, parent, listed));
+                }
                 for e in events.iter().filter(|e| e.seq > 0) {
                     push(&|buf| super::wal::encode_transition(buf, e.case.0, e.seq, &e.transition));
                 }
@@ -568,20 +587,6 @@ impl EngineBuilder {
         if c.subscriber_buffer == 0 {
             return bad("subscriber_buffer", "must be at least 1");
         }
-        let journal = match self.journal {
-            None => None,
-            Some(mut j) => {
-                let (first, next) = (j.first_position(), j.next_position());
-                if next > first || j.latest_snapshot()?.is_some() {
-                    return Err(EngineError::JournalNotEmpty {
-                        records: next - first,
-                        first,
-                        next,
-                    });
-                }
-                Some(Mutex::new(super::wal::Sink::new(j)))
-            }
-        };
         let router = Router::new(self.city.clone(), self.router)?;
         let city = self.city;
         let worker_street = (0..city.workers().len())
@@ -595,7 +600,7 @@ impl EngineBuilder {
         // them from waiting behind new cases.
         let (assign_tx, assign_rx) = bounded(c.channel_batches * 4);
         let (bus, bus_rx) = Bus::new(c.channel_batches * 4, c.subscriber_buffer);
-        let shared = Arc::new(Shared {
+        let mut shared = Shared {
             dedupe: Mutex::new(Dedupe::new(&city, c.dedupe_distance_m, c.dedupe_window)),
             queues: (0..city.organs().len())
                 .map(|_| Mutex::new(BTreeSet::new()))
@@ -612,11 +617,33 @@ impl EngineBuilder {
             worker_street,
             assigned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
-            journal,
+            journal: None,
             #[cfg(test)]
             pause: Mutex::new(()),
             city,
-        });
+        };
+        let (recovery, resume) = match self.journal {
+            None => (None, super::recover::Resume::default()),
+            Some(mut j) => {
+                let mut report = super::recover::Recovery::default();
+                let from = super::checkpoint::load(&shared, &mut *j, &mut report).map_err(|e| {
+                    EngineError::Replay {
+                        position: e.position,
+                        why: e.why,
+                    }
+                })?;
+                let resume =
+                    super::recover::replay(&shared, &mut *j, from, &mut report).map_err(|e| {
+                        EngineError::Replay {
+                            position: e.position,
+                            why: e.why,
+                        }
+                    })?;
+                shared.journal = Some(Mutex::new(super::wal::Sink::new(j)));
+                (Some(report), resume)
+            }
+        };
+        let shared = Arc::new(shared);
         let mut threads = Vec::new();
         let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -644,13 +671,16 @@ impl EngineBuilder {
                 Box::new(move || handle::run_ticker(&s, &ticker_rx, every)),
             )?);
         }
-        Ok(Engine {
+        let engine = Engine {
             shared,
             intake: RwLock::new(Some(collect_tx)),
             threads: Mutex::new(threads),
             ticker_stop: Mutex::new(Some(ticker_stop)),
             last: Mutex::new(None),
-        })
+            recovery,
+        };
+        engine.resume_stages(resume);
+        Ok(engine)
     }
 }
 
@@ -713,6 +743,7 @@ pub struct Engine {
     threads: Mutex<Vec<JoinHandle<()>>>,
     ticker_stop: Mutex<Option<Sender<()>>>,
     last: Mutex<Option<Snapshot>>,
+    recovery: Option<super::recover::Recovery>,
 }
 
 impl Engine {
@@ -724,6 +755,62 @@ impl Engine {
             clock: Arc::new(SystemClock),
             config: EngineConfig::default(),
             journal: None,
+        }
+    }
+
+    /// What recovery found, for an engine built on a journal (`None` without one). An
+    /// empty journal gives an empty report.
+    pub fn recovery(&self) -> Option<&super::recover::Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// Every organ queue's live entries, in order (for the tests of recovery). An entry
+    /// whose case left the queue since (given by hand) is stale: drained, it is dropped.
+    #[cfg(test)]
+    pub(crate) fn queue_contents(&self) -> Vec<Vec<QueueKey>> {
+        let s = &*self.shared;
+        s.queues
+            .iter()
+            .enumerate()
+            .map(|(organ, q)| {
+                let keys: Vec<QueueKey> = q.lock().iter().copied().collect();
+                keys.into_iter()
+                    .filter(|k| {
+                        s.store.with(k.2, |rec| {
+                            rec.state == CaseState::Queued && rec.organ as usize == organ
+                        }) == Some(true)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Hands the stages what recovery found unfinished.
+    fn resume_stages(&self, resume: super::recover::Resume) {
+        let gate = self.intake.read();
+        let Some(intake) = gate.as_ref() else { return };
+        for run in resume.collect.chunk_by(|a, b| a + 1 == *b) {
+            let _ = intake.send(CollectMsg::Cases(run[0]..run[run.len() - 1] + 1));
+        }
+        let s = &*self.shared;
+        if !resume.route.is_empty() {
+            let _ = s.assign_tx.send(AssignMsg::New(resume.route));
+        }
+        if !resume.reroute.is_empty() {
+            let _ = s.assign_tx.send(AssignMsg::Reroute(resume.reroute));
+        }
+        if !resume.close_children.is_empty() {
+            let mut out = Out::new(s);
+            out.close_children = resume.close_children;
+            let _ = s.flush(out);
+        }
+        // Queues that waited while someone was free (a crash between a release and the
+        // drain it set off): every street's queues are looked at once.
+        let everyone: Vec<WorkerId> = (0..s.city.workers().len())
+            .map(|w| WorkerId(w as u32))
+            .collect();
+        if !everyone.is_empty() && s.queues.iter().any(|q| !q.lock().is_empty()) {
+            let _ = s.assign_tx.send(AssignMsg::Freed(everyone));
         }
     }
 
@@ -1005,6 +1092,12 @@ impl Engine {
         }
         let mut out = Out::new(s);
         let now = s.now();
+        // Where each command's first transition lands in its case's history: the journal's
+        // command record names it, so that replay attaches the command's texts exactly.
+        let mut seqs = Vec::new();
+        if s.journal.is_some() {
+            seqs.resize(commands.len().min(results.len()), 0u32);
+        }
         let mut i = 0;
         while i < commands.len().min(results.len()) {
             let id = commands[i].case().0;
@@ -1021,18 +1114,24 @@ impl Engine {
                 let id = commands[i].case().0;
                 results[i] = match g[Store::split(id).1].as_mut() {
                     None => Err(LifecycleError::UnknownCase(CaseId(id))),
-                    Some(rec) => command(s, id, rec, &commands[i], now, &mut out),
+                    Some(rec) => {
+                        if let Some(seq) = seqs.get_mut(i) {
+                            *seq = rec.history.len() as u32;
+                        }
+                        command(s, id, rec, &commands[i], now, &mut out)
+                    }
                 };
                 i += 1;
             }
         }
         let journaled = s.journal_append(|push| {
-            for (c, _) in commands
+            for ((c, _), &seq) in commands
                 .iter()
                 .zip(results.iter())
-                .filter(|(_, r)| r.is_ok())
+                .zip(seqs.iter())
+                .filter(|((_, r), _)| r.is_ok())
             {
-                push(&|buf| super::wal::encode_command(buf, now, c));
+                push(&|buf| super::wal::encode_command(buf, now, seq, c));
             }
         });
         if let Err(e) = journaled.and(s.flush(out)) {
@@ -1167,14 +1266,34 @@ impl Engine {
     /// Puts a worker on duty, busy or off duty. A worker coming on duty takes waiting cases
     /// of their street's queues.
     ///
+    /// Journaled (write-ahead) when the engine has a journal.
+    ///
     /// # Errors
-    /// [`RoutingError::UnknownWorker`].
+    /// [`LifecycleError::UnknownWorker`], [`LifecycleError::Journal`],
+    /// [`LifecycleError::ShutDown`]; nothing changes on an error.
     pub fn set_worker_status(
         &self,
         worker: WorkerId,
         status: WorkerStatus,
-    ) -> Result<(), RoutingError> {
-        self.shared.port.router.set_status(worker, status)?;
+    ) -> Result<(), LifecycleError> {
+        let gate = self.intake.read();
+        if gate.is_none() {
+            return Err(LifecycleError::ShutDown);
+        }
+        let s = &*self.shared;
+        s.port
+            .router
+            .worker_state(worker)
+            .map_err(|_| LifecycleError::UnknownWorker(worker))?;
+        if let Some(e) = s.journal_failed() {
+            return Err(LifecycleError::Journal(e.to_string()));
+        }
+        s.journal_append(|push| push(&|buf| super::wal::encode_status(buf, worker, status)))
+            .map_err(|e| LifecycleError::Journal(e.to_string()))?;
+        s.port
+            .router
+            .set_status(worker, status)
+            .map_err(|_| LifecycleError::UnknownWorker(worker))?;
         if status == WorkerStatus::OnDuty {
             let _ = self.shared.assign_tx.send(AssignMsg::Freed(vec![worker]));
         }
@@ -1192,6 +1311,55 @@ impl Engine {
             return 0;
         }
         handle::tick(&self.shared)
+    }
+
+    /// Writes a snapshot of the whole engine (every case with its history, the reason
+    /// texts, the workers' status, capacity and fair-rotation place) to the journal and
+    /// lets the journal drop the records it covers, so that recovery loads the snapshot
+    /// and replays only what came after.
+    ///
+    /// Submissions, commands and status changes wait while it runs (it holds the
+    /// engine's intake), after the stages have handled what they were sent; on a city
+    /// of a million cases that is about a second. A timer tick may run meanwhile: what it
+    /// changes is either in the snapshot or replayed after it.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] without a journal, [`EngineError::Journal`] if the journal
+    /// cannot write the snapshot or compact (the journal stays whole and the engine
+    /// keeps running), and after shutdown.
+    pub fn checkpoint(&self) -> Result<Checkpoint, EngineError> {
+        let s = &*self.shared;
+        let Some(sink) = s.journal.as_ref() else {
+            return Err(EngineError::Config {
+                field: "journal",
+                why: "is needed for a checkpoint",
+            });
+        };
+        let gate = self.intake.write();
+        let Some(intake) = gate.as_ref() else {
+            return Err(EngineError::Config {
+                field: "engine",
+                why: "is shut down",
+            });
+        };
+        let (tx, rx) = bounded(1);
+        if intake.send(CollectMsg::Barrier(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+        let mut sink = sink.lock();
+        if let Some(e) = sink.failed.clone() {
+            return Err(EngineError::Journal(e));
+        }
+        let journal = sink.journal();
+        let covers = journal.next_position();
+        let state = super::checkpoint::encode(s);
+        journal.write_snapshot(covers, &state)?;
+        let compaction = journal.compact()?;
+        Ok(Checkpoint {
+            covers,
+            bytes: state.len() as u64,
+            compaction,
+        })
     }
 
     /// The command center's view now. See [`Snapshot`].
@@ -1391,7 +1559,7 @@ mod tests {
             match decode(bytes) {
                 Ok(Record::Report { case, .. }) => reports.push(case),
                 Ok(Record::Withdrawn { case }) => withdrawn.push(case),
-                Ok(Record::Transition { .. } | Record::Command { .. }) => {}
+                Ok(_) => {}
                 Err(e) => bad.push((pos, e)),
             }
             std::ops::ControlFlow::Continue(())

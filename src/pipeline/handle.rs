@@ -158,7 +158,7 @@ pub(crate) fn resolve(
 }
 
 /// The deadline with the time it has stood suspended so far added.
-fn effective_due(rec: &Rec, now: Timestamp) -> u64 {
+pub(crate) fn effective_due(rec: &Rec, now: Timestamp) -> u64 {
     if rec.suspended_at != 0 {
         rec.due
             .saturating_add(now.0.saturating_sub(rec.suspended_at))
@@ -328,6 +328,11 @@ fn next_check(s: &Shared, rec: &Rec) -> Option<u64> {
 fn remind_time(s: &Shared, rec: &Rec, limit: u64) -> u64 {
     let before = ((1.0 - s.config.remind_at) * limit as f64) as u64;
     rec.due.saturating_sub(before)
+}
+
+/// The timer slot in which the case next needs looking at, if it does.
+pub(crate) fn next_slot(s: &Shared, rec: &Rec) -> Option<u64> {
+    next_check(s, rec).map(slot_of)
 }
 
 /// Makes sure a timer will look at the case when it next needs it.

@@ -24,21 +24,25 @@
 mod assign;
 mod case;
 mod center;
+mod checkpoint;
 mod collect;
 mod engine;
 mod feedback;
 mod handle;
 mod lifecycle;
 mod port;
+mod recover;
 mod wal;
 
 pub use case::{Case, MAX_DESCRIPTION, Report, Reporter, Satisfaction, Source};
 pub use center::{CaseEvent, Indicators, Notice, Snapshot, Subscription, Tally};
 pub use engine::{
-    CaseBrief, Command, Engine, EngineBuilder, EngineConfig, EngineError, SubmitError, Verifier,
+    CaseBrief, Checkpoint, Command, Engine, EngineBuilder, EngineConfig, EngineError, SubmitError,
+    Verifier,
 };
 pub use lifecycle::{
     Action, Actor, CaseState, LifecycleError, Transition, is_legal_move, is_legal_start,
 };
+pub use recover::Recovery;
 
 pub(crate) use crate::routing::CaseId;

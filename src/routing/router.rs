@@ -424,6 +424,16 @@ struct CategoryInfo {
     deadlines: [Option<Duration>; 4],
 }
 
+/// Where a case waits when nobody takes it.
+enum Waiting {
+    Department(crate::city::DepartmentId),
+    Organs {
+        street: UnitId,
+        queue: OrganId,
+        ruling: OrganId,
+    },
+}
+
 impl Router {
     /// A router over `city` with one of the built-in policies.
     ///
@@ -807,6 +817,96 @@ impl Router {
         }
     }
 
+    /// Where a case of `admission` and `category` waits: its holder's queue organ (the
+    /// holding organ, or the community's street organ for the category's platform) and the
+    /// street's governance organ for a ruling; or the department it is referred to.
+    fn waiting_organs(
+        &self,
+        admission: Admission,
+        category: CategoryInfo,
+    ) -> Result<Waiting, RoutingError> {
+        let (unit, queue) = match admission.holder {
+            Holder::Department(department) => return Ok(Waiting::Department(department)),
+            Holder::Community(community) => (community, None),
+            Holder::Street { street, organ } => (street, Some(organ)),
+        };
+        let &(street, organs) =
+            self.street_organs
+                .get(unit.index())
+                .ok_or(RoutingError::NoOrgan {
+                    street: unit,
+                    platform: category.platform,
+                })?;
+        Ok(Waiting::Organs {
+            street,
+            queue: queue.unwrap_or(organs[category.platform.index()]),
+            ruling: organs[Platform::Governance.index()],
+        })
+    }
+
+    /// The organ whose queue a case of `category` in `cell` waits in, and the organ that
+    /// rules on it after too many returns: what [`Router::route`] answers as
+    /// [`Outcome::Queued`] and [`Outcome::Ruling`]. `None` for a referral or unknown ids.
+    pub(crate) fn queue_and_ruling(
+        &self,
+        cell: CellId,
+        category: CategoryId,
+    ) -> Option<(OrganId, OrganId)> {
+        let info = *self.categories.get(category.index())?;
+        let admission = self.city.admit(cell, category).ok()?;
+        match self.waiting_organs(admission, info).ok()? {
+            Waiting::Organs { queue, ruling, .. } => Some((queue, ruling)),
+            Waiting::Department(_) => None,
+        }
+    }
+
+    /// Puts back what the router knew of an open case, read from the case's own history
+    /// (recovery from a journal): the worker holding it, counted in their load whatever
+    /// their capacity now and without a new fair-rotation ticket, and its returners.
+    /// Replaces what the router kept on the case.
+    pub(crate) fn reinstate(
+        &self,
+        case: CaseId,
+        worker: Option<WorkerId>,
+        returners: impl IntoIterator<Item = WorkerId>,
+    ) {
+        let mut record = CaseRecord::default();
+        for r in returners {
+            if r.index() < self.board.len() {
+                record.add_returner(r);
+            }
+        }
+        if let Some(w) = worker.filter(|w| w.index() < self.board.len()) {
+            self.board.claim_forced(w, false);
+            record.set_worker(Some(w));
+        }
+        let mut book = self.cases.lock(case);
+        if let Some(old) = book.remove(&case)
+            && let Some(w) = old.worker()
+        {
+            self.board.release(w);
+        }
+        if !record.is_empty() {
+            book.insert(case, record);
+        }
+    }
+
+    /// The fair-rotation ticket and every worker's place in it, for an engine snapshot.
+    pub(crate) fn tickets(&self) -> (u64, Vec<u64>) {
+        let last = (0..self.board.len())
+            .map(|w| self.board.state(WorkerId(w as u32)).last_assigned)
+            .collect();
+        (self.board.ticket(), last)
+    }
+
+    /// Puts back what [`Router::tickets`] gave.
+    pub(crate) fn set_tickets(&self, ticket: u64, last: &[u64]) {
+        for (w, &t) in last.iter().enumerate().take(self.board.len()) {
+            self.board.set_last_assigned(WorkerId(w as u32), t);
+        }
+        self.board.raise_ticket(ticket);
+    }
+
     fn decide(
         &self,
         req: &CaseRequest,
@@ -830,24 +930,19 @@ impl Router {
             .get(req.category.index())
             .ok_or(RoutingError::UnknownCategory(req.category))?;
         let mut trace = self.trace(admission, record);
-        let (unit, queue) = match admission.holder {
-            Holder::Department(department) => {
+        let (street, queue, ruling) = match self.waiting_organs(admission, category)? {
+            Waiting::Department(department) => {
                 before_claim();
                 return Ok(self.decision(req, Outcome::Referred { department }, trace));
             }
-            Holder::Community(community) => (community, None),
-            Holder::Street { street, organ } => (street, Some(organ)),
+            Waiting::Organs {
+                street,
+                queue,
+                ruling,
+            } => (street, queue, ruling),
         };
-        let &(street, organs) =
-            self.street_organs
-                .get(unit.index())
-                .ok_or(RoutingError::NoOrgan {
-                    street: unit,
-                    platform: category.platform,
-                })?;
-        let queue = queue.unwrap_or(organs[category.platform.index()]);
         if record.returners().len() >= usize::from(self.config.max_returns) {
-            let organ = organs[Platform::Governance.index()];
+            let organ = ruling;
             before_claim();
             return Ok(self.decision(req, Outcome::Ruling { organ }, trace));
         }
