@@ -17,14 +17,17 @@
 //!
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
 //!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
-//!  [--sync-records N] [--sync-millis M]`
+//!  [--sync-records N] [--sync-millis M] [--checkpoint]`
 //!
 //! `--journal DIR` writes every report and transition ahead to a file journal in DIR
-//! (group commit, the default) and, after the run, reopens it (every checksum checked)
-//! and reads every record back (the frames, not yet replayed): `journal_records`,
-//! `journal_bytes` and `journal_read_seconds` say what it holds and what reading it
-//! back costs. A damaged tail found on opening is reported on stderr and cut off; damage
-//! before the tail is an error. Recovery is not done yet, so DIR must hold no record.
+//! (group commit, the default). What DIR holds already is recovered first (the latest
+//! snapshot, then the records after it): `recovered_cases` and `recovery_seconds` say
+//! how many cases and how long; the recovered cases that are still open are handled to
+//! the end like the new ones, and `by_state` counts every case, recovered and new.
+//! `--cases 0` only recovers and reports. `--checkpoint` writes a snapshot at the end
+//! (and compacts the journal), so that the next recovery loads it instead of replaying
+//! every record. A damaged tail found on opening is reported on stderr and cut off;
+//! damage before the tail is an error (exit status 1).
 
 use clap::Parser;
 use serde::Serialize;
@@ -35,10 +38,11 @@ use std::error::Error;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::Clock;
 use wangge::config::MAX_CAPACITY;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
-use wangge::journal::{FileJournal, Journal, JournalOptions, SyncPolicy};
+use wangge::journal::{FileJournal, JournalOptions, SyncPolicy};
 use wangge::pipeline::{CaseBrief, Reporter, is_legal_move, is_legal_start};
 use wangge::{
     CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError, Location,
@@ -70,9 +74,12 @@ struct Args {
     /// Write every transition as CSV: case,at,from,to,actor,worker.
     #[arg(long)]
     transitions: Option<std::path::PathBuf>,
-    /// Write ahead to a file journal in this directory (which must hold no record).
+    /// Write ahead to a file journal in this directory, recovering what it holds first.
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
+    /// With --journal: write a snapshot at the end and compact the journal.
+    #[arg(long)]
+    checkpoint: bool,
     /// Group commit: sync once this many records are unsynced (the journal's default).
     #[arg(long, default_value_t = 16_384)]
     sync_records: u64,
@@ -103,11 +110,19 @@ struct Out {
     illegal_histories: u64,
     indicators: wangge::pipeline::Indicators,
     #[serde(skip_serializing_if = "Option::is_none")]
-    journal_records: Option<u64>,
+    recovered_cases: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    journal_bytes: Option<u64>,
+    recovered_open: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    journal_read_seconds: Option<f64>,
+    recovery_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered_from_snapshot: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_records_replayed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_bytes: Option<u64>,
 }
 
 /// SplitMix64: the same run for the same arguments on every machine.
@@ -160,7 +175,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         builder = builder.journal(Box::new(journal));
     }
+    let recovery_started = Instant::now();
     let engine = builder.build()?;
+    let recovery_seconds = args
+        .journal
+        .as_ref()
+        .map(|_| recovery_started.elapsed().as_secs_f64());
+    let recovery = engine.recovery().cloned();
+    if let Some(r) = &recovery {
+        // Time goes on from the latest the journal knows.
+        if r.last_time > clock.now() {
+            clock.set(r.last_time);
+        }
+    }
+    let recovered = recovery.as_ref().map_or(0, |r| r.cases);
     // Capacity is not what this measures: every worker may hold as many cases as allowed,
     // so that cases are dispatched rather than parked in queues for the whole run.
     let n_workers = city.workers().len();
@@ -171,7 +199,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let categories = city.categories().len();
     let b = city.grid().bounds();
-    let mut rng = Rng(11);
+    let mut rng = Rng(11 ^ recovered);
     let n = args.cases;
 
     let region = Region::new(GLOBAL);
@@ -187,15 +215,27 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut dispatch_cpu_seconds = 0.0;
     let mut queued_after_dispatch = 0u64;
     let mut done = 0usize;
+    // Recovered cases still open are handled first, as a wave of their own with nothing
+    // submitted (not with --cases 0, which only recovers).
+    let mut recovered_wave = n > 0 && recovery.as_ref().is_some_and(|r| r.open > 0);
     // Waves: each wave is submitted (timed as dispatch), then handled until every case of
     // it is final, so that workers' loads stay what a working city sees instead of all N
     // cases waiting at once.
-    while done < n {
-        let wave = (n - done).min(WAVE);
+    while done < n || recovered_wave {
+        let wave = if recovered_wave {
+            0
+        } else {
+            (n - done).min(WAVE)
+        };
         done += wave;
         let wave_started = Instant::now();
         let wave_cpu = cpu_seconds();
-        let first_id = engine.submitted();
+        let first_id = if recovered_wave {
+            0
+        } else {
+            engine.submitted()
+        };
+        recovered_wave = false;
         let mut left = wave;
         while left > 0 {
             let k = left.min(BATCH);
@@ -344,9 +384,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let snapshot = engine.snapshot();
     let sum: u64 = snapshot.by_state.values().sum();
-    if sum != n as u64 || snapshot.cases != n as u64 {
+    let expected = n as u64 + recovered;
+    if sum != expected || snapshot.cases != expected {
         return Err(format!(
-            "by_state adds up to {sum}, {} stored, {n} submitted",
+            "by_state adds up to {sum}, {} stored, {n} submitted and {recovered} recovered",
             snapshot.cases
         )
         .into());
@@ -357,7 +398,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .filter(|(k, _)| !matches!(**k, "closed" | "rejected" | "referred"))
         .map(|(_, v)| v)
         .sum();
-    if open != 0 {
+    // With --cases 0 nothing is handled: recovered cases stay where they stood.
+    if open != 0 && n > 0 {
         return Err(format!("{open} cases not final").into());
     }
 
@@ -405,32 +447,25 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Some(mut w) = writer {
         w.flush()?;
     }
-    // Dropping the engine syncs its journal; reading it back is timed from a cold open.
-    drop(engine);
-    let (mut journal_records, mut journal_bytes, mut journal_read_seconds) = (None, None, None);
-    if let Some(dir) = &args.journal {
-        let read_started = Instant::now();
-        let mut journal = FileJournal::open(dir)?;
-        let (mut records, mut bytes) = (0u64, 0u64);
-        journal.read_from(journal.first_position(), &mut |_, rec| {
-            records += 1;
-            bytes += rec.len() as u64;
-            std::ops::ControlFlow::Continue(())
-        })?;
-        journal_read_seconds = Some(read_started.elapsed().as_secs_f64());
-        journal_records = Some(records);
-        journal_bytes = Some(bytes);
+    let (mut checkpoint_seconds, mut checkpoint_bytes) = (None, None);
+    if args.checkpoint && args.journal.is_some() {
+        let started = Instant::now();
+        let c = engine.checkpoint()?;
+        checkpoint_seconds = Some(started.elapsed().as_secs_f64());
+        checkpoint_bytes = Some(c.bytes);
     }
+    // Shutting down syncs the journal.
+    engine.shutdown();
     let out = Out {
-        cases: n,
+        cases: n + recovered as usize,
         cells: city.grid().len(),
         workers: n_workers,
         seconds,
         dispatch_seconds,
-        dispatch_per_sec: n as f64 / dispatch_seconds,
+        dispatch_per_sec: rate(n, dispatch_seconds),
         cpu_seconds: cpu,
         dispatch_cpu_seconds,
-        cases_per_sec: n as f64 / seconds,
+        cases_per_sec: rate(n, seconds),
         bytes_per_case: held / n.max(1) as f64,
         by_state: snapshot.by_state.clone(),
         commands: n_commands,
@@ -441,15 +476,28 @@ fn main() -> Result<(), Box<dyn Error>> {
         manual_dispatches: manual,
         illegal_histories: illegal,
         indicators: snapshot.indicators,
-        journal_records,
-        journal_bytes,
-        journal_read_seconds,
+        recovered_cases: recovery.as_ref().map(|r| r.cases),
+        recovered_open: recovery.as_ref().map(|r| r.open),
+        recovery_seconds,
+        recovered_from_snapshot: recovery.as_ref().map(|r| r.snapshot.is_some()),
+        journal_records_replayed: recovery.as_ref().map(|r| r.records),
+        checkpoint_seconds,
+        checkpoint_bytes,
     };
     println!("{}", serde_json::to_string(&out)?);
     if illegal > 0 {
         return Err(format!("{illegal} illegal histories").into());
     }
     Ok(())
+}
+
+/// Reports per second (0 for none).
+fn rate(n: usize, seconds: f64) -> f64 {
+    if n == 0 || seconds <= 0.0 {
+        0.0
+    } else {
+        n as f64 / seconds
+    }
 }
 
 fn verify(

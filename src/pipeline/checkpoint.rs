@@ -19,14 +19,14 @@
 //! Zero is "none" for the times, `u32::MAX` for the ids, `u64::MAX` for the case
 //! duplicated.
 
-use super::case::{Extra, Rec, Store};
+use super::case::{Extra, NONE32, Rec, Store};
 use super::engine::Shared;
-use super::lifecycle::{CaseState, Transition};
+use super::lifecycle::{Actor, CaseState, Transition};
 use super::recover::{Recovery, ReplayError};
 use super::wal::{
     DecodeError, Reader, put_text, reporter_code, reporter_from, source_code, source_from,
 };
-use super::{CaseId, Satisfaction};
+use super::{CaseId, Reporter, Satisfaction};
 use crate::city::{Priority, WorkerId};
 use crate::grid::Location;
 use crate::journal::Journal;
@@ -193,6 +193,26 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
             return Err(DecodeError("a case id past the snapshot's end"));
         }
         let rec = case(&mut r, texts, categories)?;
+        let within = |v: u32, n: usize| v == NONE32 || (v as usize) < n;
+        let workers = s.city.workers().len();
+        let in_city = within(rec.cell, s.city.grid().len())
+            && within(rec.worker, workers)
+            && within(rec.resolver, workers)
+            && within(rec.organ, s.city.organs().len())
+            && rec.history.iter().all(|t| {
+                t.worker().is_none_or(|w| w.index() < workers)
+                    && !matches!(t.actor(), Actor::Worker(w) if w.index() >= workers)
+            })
+            && match rec.reporter {
+                Reporter::Worker(w) => w.index() < workers,
+                Reporter::Department(d) => s.city.department(d).is_some(),
+                _ => true,
+            };
+        if !in_city {
+            return Err(DecodeError(
+                "a case names a cell, worker or organ not in this city",
+            ));
+        }
         let seg = s
             .store
             .segment(id)

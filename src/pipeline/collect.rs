@@ -41,7 +41,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type Fast = std::hash::BuildHasherDefault<KeyHasher>;
+pub(crate) type Fast = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// Open cases by category and place, to find duplicates: a hash of square buckets twice as
 /// wide as the merge distance, so a duplicate lies in the 2 × 2 buckets nearest a report.

@@ -11,10 +11,11 @@
 //! still to collect, to route, to route again, duplicates of closed cases).
 
 use super::case::{Extra, F_LATE, F_ON_TIME, F_REMINDED, F_UNCLAIMED, NONE32, NONE64, Rec};
+use super::collect::Fast;
 use super::engine::{Command, Shared};
 use super::lifecycle::{Action, Actor, CaseState, Transition, is_legal_move};
 use super::wal::{Record, decode};
-use super::{CaseId, Satisfaction};
+use super::{CaseId, Reporter, Satisfaction};
 use crate::city::WorkerId;
 use crate::clock::{Timestamp, duration_ms};
 use crate::journal::{Journal, JournalError};
@@ -91,8 +92,8 @@ pub(crate) fn replay(
 ) -> Result<Resume, ReplayError> {
     let mut r = Replayer {
         s,
-        pending: HashMap::new(),
-        details: HashMap::new(),
+        pending: HashMap::default(),
+        details: HashMap::default(),
         links: Vec::new(),
         report,
         max_id: None,
@@ -120,8 +121,8 @@ pub(crate) fn replay(
 struct Replayer<'a> {
     s: &'a Shared,
     /// Transitions that came before the ones ahead of them in their case's history.
-    pending: HashMap<u64, BTreeMap<u32, Transition>>,
-    details: HashMap<(u64, u32), Detail>,
+    pending: HashMap<u64, BTreeMap<u32, Transition>, Fast>,
+    details: HashMap<(u64, u32), Detail, Fast>,
     links: Vec<(u64, u64, bool)>,
     report: &'a mut Recovery,
     max_id: Option<u64>,
@@ -141,6 +142,17 @@ impl Replayer<'_> {
                     return Err(bad(format!(
                         "case {case}: category {} is not in this city's catalogue",
                         report.category
+                    )));
+                }
+                let known = match report.reporter {
+                    Reporter::Worker(w) => s.city.worker(w).is_some(),
+                    Reporter::Department(d) => s.city.department(d).is_some(),
+                    _ => true,
+                };
+                if !known {
+                    return Err(bad(format!(
+                        "case {case}: reporter {:?} is not in this city",
+                        report.reporter
                     )));
                 }
                 let seg = s
@@ -170,6 +182,17 @@ impl Replayer<'_> {
                 transition,
             } => {
                 self.seen(case, transition.at());
+                let workers = s.city.workers().len();
+                let in_city = |w: Option<WorkerId>| w.is_none_or(|w| w.index() < workers);
+                let actor = match transition.actor() {
+                    Actor::Worker(w) => Some(w),
+                    _ => None,
+                };
+                if !in_city(transition.worker()) || !in_city(actor) {
+                    return Err(bad(format!(
+                        "case {case}: a transition names a worker not in this city"
+                    )));
+                }
                 let pending = &mut self.pending;
                 let outcome = s.store.with(case, |rec| {
                     let len = rec.history.len() as u32;
@@ -393,7 +416,7 @@ fn locate(s: &Shared, rec: &mut Rec) {
 fn settle(
     s: &Shared,
     max_id: Option<u64>,
-    details: &HashMap<(u64, u32), Detail>,
+    details: &HashMap<(u64, u32), Detail, Fast>,
     links: &[(u64, u64, bool)],
     report: &mut Recovery,
 ) -> Result<Resume, ReplayError> {

@@ -6,5 +6,6 @@ mod engine;
 mod grid;
 mod journal;
 mod oracle;
+mod recovery;
 mod routing;
 mod topo;
