@@ -430,11 +430,6 @@ impl Texts {
         k
     }
 
-    /// Every text, by number.
-    pub(crate) fn all(&self) -> Vec<Box<str>> {
-        self.inner.lock().texts.clone()
-    }
-
     pub(crate) fn get(&self, k: u32) -> String {
         self.inner
             .lock()

@@ -7,19 +7,18 @@
 //! Little-endian, fixed-width, hand-written like the journal's records (see `wal.rs`):
 //! magic `WGENGINE`, version `u32`; the next case id `u64`; the fair-rotation ticket
 //! `u64`; the worker count `u32` and per worker its status `u8`, capacity `u32` and last
-//! ticket `u64`; the text count `u32` and the texts (length `u32` and UTF-8 bytes); the
-//! case count `u64` and per case: id `u64`, report time `u64`, lon `f64`, lat `f64`, due
+//! ticket `u64`; the case count `u64` and per case: id `u64`, report time `u64`, lon `f64`, lat `f64`, due
 //! `u64`, accept-by `u64`, suspended-at `u64`, the case it duplicates `u64`, reporter
 //! kind `u8` and id `u32`, cell, category, worker, resolver and organ `u32` each, state,
 //! source, priority, escalation, returns, reopens, satisfaction and flags `u8` each, the
 //! history (count `u32`, then per transition its packed word `u64`, actor id `u32`,
 //! worker `u32`), then `u8` 1 if it has a description, notes or duplicates (then the
-//! description as a text, the notes' count `u32` and per note its history index and text
-//! number `u32` each, the duplicates' count `u32` and their ids `u64`), else 0.
+//! description as a text, the notes' count `u32` and per note its history index `u32`
+//! and its text, the duplicates' count `u32` and their ids `u64`), else 0.
 //! Zero is "none" for the times, `u32::MAX` for the ids, `u64::MAX` for the case
 //! duplicated.
 
-use super::case::{Extra, NONE32, Rec, Store};
+use super::case::{Extra, NONE32, Rec, Store, Texts};
 use super::engine::Shared;
 use super::lifecycle::{Actor, CaseState, Transition};
 use super::recover::{Recovery, ReplayError};
@@ -42,8 +41,8 @@ const STATUSES: [WorkerStatus; 3] = [
     WorkerStatus::OffDuty,
 ];
 
-/// The engine's state as snapshot bytes. The caller keeps every writer out (see
-/// [`Engine::checkpoint`](super::Engine::checkpoint)).
+/// The engine's state as snapshot bytes, read case by case while the engine runs (see
+/// [`Engine::checkpoint`](super::Engine::checkpoint) for why that is consistent).
 pub(crate) fn encode(s: &Shared) -> Vec<u8> {
     let end = s.next_id.load(Ordering::Relaxed);
     let mut buf = Vec::with_capacity(64 + (end as usize) * 200);
@@ -62,23 +61,18 @@ pub(crate) fn encode(s: &Shared) -> Vec<u8> {
         buf.extend_from_slice(&capacity.to_le_bytes());
         buf.extend_from_slice(&t.to_le_bytes());
     }
-    let texts = s.texts.all();
-    buf.extend_from_slice(&(texts.len() as u32).to_le_bytes());
-    for t in &texts {
-        put_text(&mut buf, t);
-    }
     let count_at = buf.len();
     buf.extend_from_slice(&0u64.to_le_bytes());
     let mut count = 0u64;
     s.store.scan(end, |id, rec| {
         count += 1;
-        put_case(&mut buf, id, rec);
+        put_case(&mut buf, id, rec, &s.texts);
     });
     buf[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
     buf
 }
 
-fn put_case(buf: &mut Vec<u8>, id: u64, r: &Rec) {
+fn put_case(buf: &mut Vec<u8>, id: u64, r: &Rec, texts: &Texts) {
     for v in [id, r.at] {
         buf.extend_from_slice(&v.to_le_bytes());
     }
@@ -118,7 +112,7 @@ fn put_case(buf: &mut Vec<u8>, id: u64, r: &Rec) {
             buf.extend_from_slice(&(e.notes.len() as u32).to_le_bytes());
             for &(i, t) in &e.notes {
                 buf.extend_from_slice(&i.to_le_bytes());
-                buf.extend_from_slice(&t.to_le_bytes());
+                put_text(buf, &texts.get(t));
             }
             buf.extend_from_slice(&(e.duplicates.len() as u32).to_le_bytes());
             for d in &e.duplicates {
@@ -178,13 +172,6 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
             .map_err(|_| DecodeError("worker capacity out of range"))?;
     }
     router.set_tickets(ticket, &last);
-    let texts = r.u32()?;
-    for k in 0..texts {
-        let text = r.text()?;
-        if s.texts.intern(&text) != k {
-            return Err(DecodeError("a text twice"));
-        }
-    }
     let count = r.u64()?;
     let categories = s.city.categories().len() as u32;
     for _ in 0..count {
@@ -192,7 +179,7 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
         if id >= end {
             return Err(DecodeError("a case id past the snapshot's end"));
         }
-        let rec = case(&mut r, texts, categories)?;
+        let rec = case(&mut r, &s.texts, categories)?;
         let within = |v: u32, n: usize| v == NONE32 || (v as usize) < n;
         let workers = s.city.workers().len();
         let in_city = within(rec.cell, s.city.grid().len())
@@ -229,7 +216,7 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
     Ok(count)
 }
 
-fn case(r: &mut Reader<'_>, texts: u32, categories: u32) -> Result<Rec, DecodeError> {
+fn case(r: &mut Reader<'_>, texts: &Texts, categories: u32) -> Result<Rec, DecodeError> {
     let at = r.u64()?;
     let location =
         Location::new(r.f64()?, r.f64()?).map_err(|_| DecodeError("a case's location"))?;
@@ -269,11 +256,11 @@ fn case(r: &mut Reader<'_>, texts: u32, categories: u32) -> Result<Rec, DecodeEr
         }
         let mut notes = Vec::with_capacity(n);
         for _ in 0..n {
-            let (i, t) = (r.u32()?, r.u32()?);
-            if t >= texts || i as usize >= history.len() {
+            let (i, text) = (r.u32()?, r.text()?);
+            if i as usize >= history.len() {
                 return Err(DecodeError("a note"));
             }
-            notes.push((i, t));
+            notes.push((i, texts.intern(&text)));
         }
         let n = r.u32()? as usize;
         if n > r.0.len() / 8 {

@@ -47,6 +47,10 @@ pub struct EngineConfig {
     pub tick_every: Duration,
     /// Events a subscriber's buffer holds before it starts missing them.
     pub subscriber_buffer: usize,
+    /// With a journal: the engine writes a snapshot by itself (see
+    /// [`Engine::checkpoint`]) once this many records have been appended since the last
+    /// one, so that recovery stays bounded as the journal grows. 0: only when asked.
+    pub checkpoint_every: u64,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +66,7 @@ impl Default for EngineConfig {
             max_clock_skew: Duration::from_secs(300),
             tick_every: Duration::from_secs(1),
             subscriber_buffer: 4096,
+            checkpoint_every: 1 << 23,
         }
     }
 }
@@ -378,6 +383,8 @@ pub(crate) struct Shared {
     pub(crate) finished: AtomicU64,
     /// Where every accepted report and every transition is written ahead.
     pub(crate) journal: Option<Mutex<super::wal::Sink>>,
+    /// The journal position the latest snapshot covers.
+    pub(crate) last_checkpoint: AtomicU64,
     /// Held by a test to stop the collect stage where it stands.
     #[cfg(test)]
     pub(crate) pause: Mutex<()>,
@@ -618,6 +625,7 @@ impl EngineBuilder {
             assigned: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             journal: None,
+            last_checkpoint: AtomicU64::new(0),
             #[cfg(test)]
             pause: Mutex::new(()),
             city,
@@ -639,6 +647,9 @@ impl EngineBuilder {
                             why: e.why,
                         }
                     })?;
+                shared
+                    .last_checkpoint
+                    .store(report.snapshot.unwrap_or(0), Ordering::Relaxed);
                 shared.journal = Some(Mutex::new(super::wal::Sink::new(j)));
                 (Some(report), resume)
             }
@@ -664,16 +675,24 @@ impl EngineBuilder {
         threads.push(spawn("bus", Box::new(move || center::run_bus(&bus_rx)))?);
         let (ticker_stop, ticker_rx) = bounded::<()>(1);
         if shared.clock.is_real_time() {
-            let s = shared.clone();
+            let (s, stop) = (shared.clone(), ticker_rx.clone());
             let every = c.tick_every;
             threads.push(spawn(
                 "timer",
-                Box::new(move || handle::run_ticker(&s, &ticker_rx, every)),
+                Box::new(move || handle::run_ticker(&s, &stop, every)),
+            )?);
+        }
+        let intake = Arc::new(RwLock::new(Some(collect_tx)));
+        if shared.journal.is_some() && c.checkpoint_every > 0 {
+            let (s, gate, stop) = (shared.clone(), intake.clone(), ticker_rx.clone());
+            threads.push(spawn(
+                "checkpoint",
+                Box::new(move || run_checkpointer(&s, &gate, &stop)),
             )?);
         }
         let engine = Engine {
             shared,
-            intake: RwLock::new(Some(collect_tx)),
+            intake,
             threads: Mutex::new(threads),
             ticker_stop: Mutex::new(Some(ticker_stop)),
             last: Mutex::new(None),
@@ -739,7 +758,7 @@ impl EngineBuilder {
 #[derive(Debug)]
 pub struct Engine {
     shared: Arc<Shared>,
-    intake: RwLock<Option<Sender<CollectMsg>>>,
+    intake: Arc<Intake>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     ticker_stop: Mutex<Option<Sender<()>>>,
     last: Mutex<Option<Snapshot>>,
@@ -1285,15 +1304,26 @@ impl Engine {
             .router
             .worker_state(worker)
             .map_err(|_| LifecycleError::UnknownWorker(worker))?;
-        if let Some(e) = s.journal_failed() {
-            return Err(LifecycleError::Journal(e.to_string()));
-        }
-        s.journal_append(|push| push(&|buf| super::wal::encode_status(buf, worker, status)))
+        // Under the journal's lock, so that a snapshot reads every status its records
+        // before it gave.
+        let mut sink = s.journal.as_ref().map(|j| j.lock());
+        if let Some(sink) = sink.as_mut() {
+            let mut appended = Ok(());
+            super::wal::with_batch(
+                |push| push(&|buf| super::wal::encode_status(buf, worker, status)),
+                |batch| {
+                    appended = sink.append(batch);
+                    Ok(())
+                },
+            )
+            .and(appended)
             .map_err(|e| LifecycleError::Journal(e.to_string()))?;
+        }
         s.port
             .router
             .set_status(worker, status)
             .map_err(|_| LifecycleError::UnknownWorker(worker))?;
+        drop(sink);
         if status == WorkerStatus::OnDuty {
             let _ = self.shared.assign_tx.send(AssignMsg::Freed(vec![worker]));
         }
@@ -1328,38 +1358,7 @@ impl Engine {
     /// cannot write the snapshot or compact (the journal stays whole and the engine
     /// keeps running), and after shutdown.
     pub fn checkpoint(&self) -> Result<Checkpoint, EngineError> {
-        let s = &*self.shared;
-        let Some(sink) = s.journal.as_ref() else {
-            return Err(EngineError::Config {
-                field: "journal",
-                why: "is needed for a checkpoint",
-            });
-        };
-        let gate = self.intake.write();
-        let Some(intake) = gate.as_ref() else {
-            return Err(EngineError::Config {
-                field: "engine",
-                why: "is shut down",
-            });
-        };
-        let (tx, rx) = bounded(1);
-        if intake.send(CollectMsg::Barrier(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-        let mut sink = sink.lock();
-        if let Some(e) = sink.failed.clone() {
-            return Err(EngineError::Journal(e));
-        }
-        let journal = sink.journal();
-        let covers = journal.next_position();
-        let state = super::checkpoint::encode(s);
-        journal.write_snapshot(covers, &state)?;
-        let compaction = journal.compact()?;
-        Ok(Checkpoint {
-            covers,
-            bytes: state.len() as u64,
-            compaction,
-        })
+        checkpoint(&self.shared, &self.intake)
     }
 
     /// The command center's view now. See [`Snapshot`].
@@ -1401,6 +1400,76 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// The intake: the sender into the collect stage, `None` once shut down. Submissions and
+/// commands hold it for reading while they act; shutdown and a checkpoint's start take
+/// it for writing.
+type Intake = RwLock<Option<Sender<CollectMsg>>>;
+
+/// Writes a snapshot without stopping the engine for its length. Under the intake's write
+/// lock (every submission and command in progress done, none starting) the journal's next
+/// position is read: every record before it has its effect in the store (reports are
+/// stored before their submission answers; everything else is changed in the store
+/// before it is journaled). Then the store is read segment by segment while the engine
+/// runs on: what changes meanwhile is journaled after the position, and replay skips
+/// what the snapshot holds already (see `recover.rs`). Worker statuses change under the
+/// journal's lock, so the snapshot has each status its records before the position gave.
+fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
+    let Some(sink) = s.journal.as_ref() else {
+        return Err(EngineError::Config {
+            field: "journal",
+            why: "is needed for a checkpoint",
+        });
+    };
+    let covers = {
+        let gate = intake.write();
+        if gate.is_none() {
+            return Err(EngineError::Config {
+                field: "engine",
+                why: "is shut down",
+            });
+        }
+        let mut sink = sink.lock();
+        if let Some(e) = sink.failed.clone() {
+            return Err(EngineError::Journal(e));
+        }
+        sink.journal().next_position()
+    };
+    let state = super::checkpoint::encode(s);
+    let mut sink = sink.lock();
+    let journal = sink.journal();
+    journal.write_snapshot(covers, &state)?;
+    let compaction = journal.compact()?;
+    s.last_checkpoint.store(covers, Ordering::Relaxed);
+    Ok(Checkpoint {
+        covers,
+        bytes: state.len() as u64,
+        compaction,
+    })
+}
+
+/// The checkpoint thread: looks once a second whether enough has been journaled since the
+/// last snapshot.
+fn run_checkpointer(s: &Shared, intake: &Intake, stop: &crossbeam_channel::Receiver<()>) {
+    let every = s.config.checkpoint_every;
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_secs(1)) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(sink) = s.journal.as_ref() else {
+            return;
+        };
+        let next = sink.lock().journal().next_position();
+        if next.saturating_sub(s.last_checkpoint.load(Ordering::Relaxed)) < every {
+            continue;
+        }
+        // A failure leaves the journal whole: the next look tries again.
+        if let Err(EngineError::Config { .. }) = checkpoint(s, intake) {
+            return;
+        }
     }
 }
 

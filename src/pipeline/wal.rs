@@ -807,6 +807,55 @@ mod tests {
         }
     }
 
+    /// Snapshots taken while threads submit and act (and the clock ticks) recover the
+    /// state the run ended in: what changed while a snapshot was read is replayed, what it
+    /// held already is skipped.
+    #[test]
+    fn checkpoints_under_load_recover_the_state_of_the_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = SimClock::new(Timestamp(T0));
+        let engine = engine_on(dir.path(), &clock);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let snapshots = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            let mut drivers = Vec::new();
+            for t in 0..3u64 {
+                let (engine, clock) = (&engine, &clock);
+                drivers.push(scope.spawn(move || {
+                    let mut rng = SplitMix64(40 + t);
+                    let (mut taken, mut took) = (Taken::new(), Vec::new());
+                    drive(engine, clock, &mut rng, 8, &mut taken, &mut took);
+                }));
+            }
+            let (engine, done, snapshots) = (&engine, &done, &snapshots);
+            scope.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    engine.checkpoint().expect("checkpoint");
+                    snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            });
+            for d in drivers {
+                d.join().expect("driver");
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        engine.flush();
+        let before = state_of(&engine);
+        std::mem::forget(engine);
+        assert!(snapshots.load(std::sync::atomic::Ordering::Relaxed) > 2);
+        let recovered = engine_on(dir.path(), &clock);
+        recovered.flush();
+        let r = recovered.recovery().cloned().expect("report");
+        assert!(r.snapshot.is_some(), "{r:?}");
+        let now = state_of(&recovered);
+        assert_eq!(now.0, before.0, "the cases");
+        assert_eq!(now.1, before.1, "the center's view");
+        assert_eq!(now.2, before.2, "the queues");
+        assert_eq!(now.3, before.3, "the workers");
+        assert_eq!(now.4, before.4, "the returners");
+    }
+
     #[test]
     fn replaying_the_journal_gives_the_state_of_the_run() {
         for seed in 1..6 {
