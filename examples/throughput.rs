@@ -17,7 +17,8 @@
 //!
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
 //!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
-//!  [--sync-records N] [--sync-millis M] [--checkpoint]`
+//!  [--sync-records N] [--sync-millis M] [--checkpoint] [--checkpoint-every R]
+//!  [--segment-bytes B]`
 //!
 //! `--journal DIR` writes every report and transition ahead to a file journal in DIR
 //! (group commit, the default). What DIR holds already is recovered first (the latest
@@ -80,6 +81,12 @@ struct Args {
     /// With --journal: write a snapshot at the end and compact the journal.
     #[arg(long)]
     checkpoint: bool,
+    /// With --journal: a snapshot by itself every this many records (0: never).
+    #[arg(long, default_value_t = 1 << 23)]
+    checkpoint_every: u64,
+    /// With --journal: segment files of at most this many bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    segment_bytes: u64,
     /// Group commit: sync once this many records are unsynced (the journal's default).
     #[arg(long, default_value_t = 16_384)]
     sync_records: u64,
@@ -148,8 +155,17 @@ const BATCH: usize = 4096;
 const WAVE: usize = 1 << 16;
 const START: u64 = 1_764_460_800_000;
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("throughput: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let side = ((args.cells as f64 / 0.86).sqrt().ceil() as usize).max(8);
     let params = CityParams {
         seed: 7,
@@ -163,13 +179,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     let clock = SimClock::new(Timestamp(START));
     let mut builder = Engine::builder(city.clone())
         .clock(clock.clone())
-        .config(EngineConfig::default());
+        .config(EngineConfig {
+            checkpoint_every: args.checkpoint_every,
+            ..EngineConfig::default()
+        });
     if let Some(dir) = &args.journal {
         let policy = SyncPolicy::Group {
             records: args.sync_records,
             millis: args.sync_millis,
         };
-        let journal = FileJournal::open_with(dir, JournalOptions::default().sync(policy))?;
+        let options = JournalOptions::default()
+            .sync(policy)
+            .segment_bytes(args.segment_bytes);
+        let journal = FileJournal::open_with(dir, options)?;
         if let Some(cut) = &journal.recovery().tail_cut {
             eprintln!("journal: {cut}");
         }

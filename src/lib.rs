@@ -20,7 +20,7 @@
 //! | city | [`City`] | the org hierarchy and its four platforms, who holds a category in a cell ([`City::admit`], with the rule that decided), the workforce (every worker belongs to one unit: [`WorkerUnit`]) and service points |
 //! | routing | [`Router`] | which of the holder's own people takes a case ([`Router::route`], with a [`Trace`]), who holds each case ([`CaseId`]), returns (退单) and rulings, manual dispatch, live worker state, snapshot and restore |
 //! | engine | [`Engine`] | the four stages on threads joined by bounded channels, the case lifecycle ([`CaseState`]), deadlines, reminders and escalation, the command center ([`Engine::snapshot`], [`Engine::subscribe`]) |
-//! | journal | [`journal::FileJournal`] | an embedded write-ahead log: checksummed segments, group commit, recovery that cuts a torn tail, snapshots; the engine writes ahead to it (recovery not yet done) |
+//! | journal | [`journal::FileJournal`] | an embedded write-ahead log: checksummed segments, group commit, a torn tail cut, snapshots; the engine writes ahead to it and recovers from it ([`Engine::recovery`], [`Engine::checkpoint`]) |
 //!
 //! The modules hold the rest: [`config`] (city configs as read from JSON or TOML),
 //! [`demo`] (the built-in demo city), [`generate`] (generated grids), and the component

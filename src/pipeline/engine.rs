@@ -560,8 +560,8 @@ impl EngineBuilder {
     }
 
     /// Writes every accepted report and every transition to `journal` before it is
-    /// acknowledged (default: no journal). The journal must be empty: recovery from a
-    /// journal is not done yet. See [`Engine`]'s section on durability.
+    /// acknowledged (default: no journal), after recovering what the journal holds. See
+    /// [`Engine`]'s sections on durability and recovery.
     pub fn journal(mut self, journal: Box<dyn crate::journal::Journal>) -> EngineBuilder {
         self.journal = Some(journal);
         self
@@ -736,15 +736,15 @@ impl EngineBuilder {
 /// a batch's transitions (a stage's batch, a command batch, a tick) are appended at the
 /// end of the batch, before its follow-ups go to the other stages and its events to the
 /// subscribers, and before [`Engine::execute_batch`] answers, which also journals the
-/// commands it took (just before their transitions). The record format is in
-/// the `wal` module's docs (tag byte, fixed-width fields).
+/// commands it took (just before their transitions) and [`Engine::set_worker_status`]
+/// its changes. The record format is in the `wal` module's docs (tag byte, fixed-width
+/// fields).
 ///
 /// What an acknowledgement is worth is the journal's sync policy: with
 /// [`FileJournal`](crate::journal::FileJournal)'s default group commit, it survives the
 /// death of the process at once and the death of the machine once the next group sync
 /// has run (at most 16,384 records and 10 ms later; see [`crate::journal`]).
-/// [`Engine::shutdown`] syncs. Not written: worker status changes
-/// ([`Engine::set_worker_status`]), which the router holds and a restart must set again.
+/// [`Engine::shutdown`] syncs.
 ///
 /// A transition is in the case store, readable by [`Engine::case`], a moment before it
 /// is in the journal (the batch appends after it has moved its cases); nothing is
@@ -753,8 +753,30 @@ impl EngineBuilder {
 /// [`LifecycleError::Journal`]), the command batch that hit it included: its cases may
 /// have moved in memory, not in the journal.
 ///
-/// Recovery (replaying a journal into a new engine) is not done yet: an engine refuses a
-/// journal that holds records ([`EngineError::JournalNotEmpty`]).
+/// # Recovery
+///
+/// An engine built on a journal that holds records recovers them before it starts: the
+/// latest snapshot, then every record after it. It resumes where the journal stood: the
+/// same cases with the same histories, notes, deadlines, escalations and verdicts; the
+/// organ queues, the timers and the duplicate index; each worker's held cases, load,
+/// returned cases and status (set through the engine); the case ids going on after the
+/// last. What the stages had not finished is handed to them again (cases still to
+/// collect or to route). [`Engine::recovery`] says what was found. Not recovered:
+/// positions and capacities set on the [`Router`] directly (a snapshot keeps them), and
+/// the fair-rotation places (a snapshot keeps them; after a replay without one, rotation
+/// starts afresh).
+///
+/// A record that does not decode or does not fit the city (an unknown category or
+/// worker, a transition that does not follow from where its case stands) stops the
+/// build with [`EngineError::Replay`] and its position: never a silent skip. A torn tail
+/// is the journal's to cut ([`FileJournal::open`](crate::journal::FileJournal::open)
+/// reports it); a transition whose predecessor was lost with it (two threads' batches
+/// journaled out of order just before a crash) is dropped and counted.
+///
+/// [`Engine::checkpoint`] writes a snapshot and lets the journal drop what it covers, so
+/// that recovery time stays bounded; the engine does so by itself every
+/// [`EngineConfig::checkpoint_every`] records. A million cases recover from a snapshot in
+/// about a second on a 2-core machine (`throughput --cases 0 --journal DIR`).
 #[derive(Debug)]
 pub struct Engine {
     shared: Arc<Shared>,
