@@ -19,7 +19,11 @@
 //!
 //! `cargo run --release --example simulate -- [--city CITY.json|toml] [--grid GRID.geojson]
 //!  [--workers N] [--events EVENTS.csv [--category-map MAP.csv]] [--days D] [--seed S]
-//!  [--per-day R] [--out DIR] [--quiet]`
+//!  [--per-day R] [--out DIR] [--quiet] [--journal DIR]`
+//!
+//! `--journal DIR` writes the day ahead to a file journal; after the run a second engine
+//! recovers DIR and its snapshot must equal the run's final one (a check like the
+//! others). A simulated day starts from nothing: DIR must hold no journal yet.
 
 mod input;
 mod report;
@@ -35,6 +39,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use wangge::journal::{FileJournal, Journal};
 use wangge::{
     CaseId, CaseState, City, Engine, EngineConfig, Grid, SimClock, Timestamp, UnitKind, WorkerId,
 };
@@ -73,6 +78,10 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Write the day ahead to a file journal in this (new or empty) directory; at the end
+    /// a second engine recovers it and must show the same command-center view.
+    #[arg(long)]
+    journal: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -149,14 +158,26 @@ fn run() -> Result<bool, Box<dyn Error>> {
     };
 
     let clock = SimClock::new(Timestamp(START));
-    let engine = Engine::builder(city.clone())
+    let config = EngineConfig {
+        // The driver reads every event each simulated minute; a day's worth fits.
+        subscriber_buffer: 1 << 22,
+        ..EngineConfig::default()
+    };
+    let mut builder = Engine::builder(city.clone())
         .clock(clock.clone())
-        .config(EngineConfig {
-            // The driver reads every event each simulated minute; a day's worth fits.
-            subscriber_buffer: 1 << 22,
-            ..EngineConfig::default()
-        })
-        .build()?;
+        .config(config);
+    if let Some(dir) = &args.journal {
+        let journal = FileJournal::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if journal.next_position() > 0 || journal.first_position() > 0 {
+            return Err(format!(
+                "{}: holds a journal already; a simulated day starts from nothing",
+                dir.display()
+            )
+            .into());
+        }
+        builder = builder.journal(Box::new(journal));
+    }
+    let engine = builder.build()?;
     let sub = engine.subscribe();
     let progress = (!args.quiet).then(|| {
         let pb = indicatif::ProgressBar::new(days * DAY_MIN + 1);
@@ -278,6 +299,25 @@ fn run() -> Result<bool, Box<dyn Error>> {
             nonzero(&stream_states),
             nonzero(&snapshot.by_state)
         ));
+    }
+    // The journal, recovered by a second engine at the same time, shows the same view.
+    let mut recovery_seconds = None;
+    if let Some(dir) = &args.journal {
+        let again = Instant::now();
+        let recovered = Engine::builder(city.clone())
+            .clock(SimClock::new(snapshot.at))
+            .config(config)
+            .journal(Box::new(FileJournal::open(dir)?))
+            .build()?;
+        recovered.flush();
+        recovery_seconds = Some(again.elapsed().as_secs_f64());
+        let view = recovered.shutdown();
+        if view != snapshot {
+            problems.push(format!(
+                "the journal recovered to another view: by_state {:?} against {:?}",
+                view.by_state, snapshot.by_state
+            ));
+        }
     }
     let refused: u64 = run.refused.values().sum();
     let (unmapped, malformed, rows): (u64, u64, u64) = match &stream {
@@ -718,7 +758,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         "timeline": run.samples,
         "tables": table_json,
         "checks": {"ok": problems.is_empty(), "problems": problems, "missed_events": missed, "stale_actions": run.stale_actions},
-        "seconds": {"build": build_seconds, "simulate": sim_seconds, "total": started.elapsed().as_secs_f64()},
+        "seconds": {"build": build_seconds, "simulate": sim_seconds, "recovery": recovery_seconds, "total": started.elapsed().as_secs_f64()},
     });
     std::fs::write(
         args.out.join("summary.json"),
