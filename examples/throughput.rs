@@ -18,7 +18,7 @@
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
 //!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
 //!  [--sync-records N] [--sync-millis M] [--checkpoint] [--checkpoint-every R]
-//!  [--segment-bytes B]`
+//!  [--segment-bytes B] [--archive-after SECS]`
 //!
 //! `--journal DIR` writes every report and transition ahead to a file journal in DIR
 //! (group commit, the default). What DIR holds already is recovered first (the latest
@@ -84,6 +84,10 @@ struct Args {
     /// With --journal: a snapshot by itself every this many records (0: never).
     #[arg(long, default_value_t = 1 << 23)]
     checkpoint_every: u64,
+    /// With --journal: at each checkpoint, move cases final for longer than this many
+    /// seconds out of memory into archive files in DIR/archive.
+    #[arg(long)]
+    archive_after: Option<u64>,
     /// With --journal: segment files of at most this many bytes.
     #[arg(long, default_value_t = 64 << 20)]
     segment_bytes: u64,
@@ -130,6 +134,8 @@ struct Out {
     checkpoint_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived_cases: Option<u64>,
 }
 
 /// SplitMix64: the same run for the same arguments on every machine.
@@ -196,6 +202,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             eprintln!("journal: {cut}");
         }
         builder = builder.journal(Box::new(journal));
+        if let Some(secs) = args.archive_after {
+            builder = builder.archive(dir.join("archive"), std::time::Duration::from_secs(secs));
+        }
     }
     let recovery_started = Instant::now();
     let engine = builder.build()?;
@@ -469,12 +478,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(mut w) = writer {
         w.flush()?;
     }
-    let (mut checkpoint_seconds, mut checkpoint_bytes) = (None, None);
+    let (mut checkpoint_seconds, mut checkpoint_bytes, mut archived_cases) = (None, None, None);
     if args.checkpoint && args.journal.is_some() {
         let started = Instant::now();
         let c = engine.checkpoint()?;
         checkpoint_seconds = Some(started.elapsed().as_secs_f64());
         checkpoint_bytes = Some(c.bytes);
+        archived_cases = Some(c.archived);
     }
     // Shutting down syncs the journal.
     engine.shutdown();
@@ -505,6 +515,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         journal_records_replayed: recovery.as_ref().map(|r| r.records),
         checkpoint_seconds,
         checkpoint_bytes,
+        archived_cases: archived_cases.or(recovery.as_ref().map(|r| r.archived)),
     };
     println!("{}", serde_json::to_string(&out)?);
     if illegal > 0 {

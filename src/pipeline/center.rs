@@ -2,7 +2,7 @@
 //! feeds subscribers without ever waiting for them.
 
 use super::CaseId;
-use super::case::{F_ON_TIME, NONE32, Satisfaction};
+use super::case::{F_ON_TIME, NONE32, Rec, Satisfaction};
 use super::engine::Shared;
 use super::lifecycle::{Action, CaseState, Transition};
 use crate::city::{OrganId, UnitId};
@@ -278,27 +278,34 @@ pub struct Snapshot {
     pub indicators: Indicators,
 }
 
-pub(crate) fn snapshot(s: &Shared) -> Snapshot {
-    let now = s.now();
-    let city = &s.city;
-    let mut states = [0u64; CaseState::ALL.len()];
-    let mut platform = vec![Tally::default(); 4];
-    let units = city.units().len();
-    let mut district = vec![Tally::default(); units];
-    let mut street = vec![Tally::default(); units];
-    let mut overdue = vec![0u64; usize::from(s.config.max_escalation) + 1];
-    let mut queues = vec![0u64; city.organs().len()];
-    let mut load = vec![0u32; city.workers().len()];
-    let mut open_by_cell = vec![0u32; city.grid().len()];
-    let mut ind = Indicators::default();
-    let mut chains: Vec<Option<(UnitId, UnitId)>> = vec![None; city.grid().len()];
-    let end = s.next_id.load(Ordering::Relaxed);
-    let mut cases = 0;
-    s.store.scan(end, |_, rec| {
-        cases += 1;
+/// What every case adds to the command center's counts, whether it is in the store or
+/// archived: by state, by platform, district and street, and the indicators' counts. The
+/// counts of archived cases are kept in one of these.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Totals {
+    pub(crate) cases: u64,
+    pub(crate) states: [u64; CaseState::ALL.len()],
+    pub(crate) platform: [Tally; 4],
+    /// By unit id (districts and streets share the numbering).
+    pub(crate) district: Vec<Tally>,
+    pub(crate) street: Vec<Tally>,
+    pub(crate) ind: Indicators,
+}
+
+impl Totals {
+    pub(crate) fn new(units: usize) -> Totals {
+        Totals {
+            district: vec![Tally::default(); units],
+            street: vec![Tally::default(); units],
+            ..Totals::default()
+        }
+    }
+
+    /// Counts one case. `chain` is the district and street of its cell.
+    pub(crate) fn add(&mut self, city: &crate::City, rec: &Rec, chain: Option<(UnitId, UnitId)>) {
+        self.cases += 1;
         let st = rec.state;
-        states[st.index()] += 1;
-        let open = st.is_open() && st != CaseState::Reported;
+        self.states[st.index()] += 1;
         let bump = |t: &mut Tally| {
             t.total += 1;
             t.open += u64::from(st.is_open());
@@ -308,34 +315,18 @@ pub(crate) fn snapshot(s: &Shared) -> Snapshot {
                 .iter()
                 .position(|&p| p == c.platform)
                 .unwrap_or(0);
-            bump(&mut platform[p]);
+            bump(&mut self.platform[p]);
         }
-        if let Some(cell) = rec.cell() {
-            let slot = &mut chains[cell.index()];
-            if slot.is_none() {
-                *slot = city.chain(cell).map(|c| (c.district, c.street));
+        if let Some((d, street)) = chain {
+            if let Some(t) = self.district.get_mut(d.index()) {
+                bump(t);
             }
-            if let Some((d, st)) = *slot {
-                bump(&mut district[d.index()]);
-                bump(&mut street[st.index()]);
-            }
-            if rec.state.is_open() {
-                open_by_cell[cell.index()] += 1;
+            if let Some(t) = self.street.get_mut(street.index()) {
+                bump(t);
             }
         }
-        if st == CaseState::Queued && rec.organ != NONE32 {
-            queues[rec.organ as usize] += 1;
-        }
-        if matches!(st, CaseState::Dispatched | CaseState::Accepted)
-            && let Some(w) = rec.worker()
-        {
-            load[w.index()] += 1;
-        }
-        if st.is_pending() && rec.due != 0 && rec.suspended_at == 0 && now.0 > rec.due {
-            let level = usize::from(rec.escalation).min(overdue.len() - 1);
-            overdue[level] += 1;
-        }
-        if open {
+        let ind = &mut self.ind;
+        if st.is_open() && st != CaseState::Reported {
             ind.open += 1;
         }
         if st == CaseState::Closed && rec.parent == super::case::NONE64 {
@@ -357,7 +348,95 @@ pub(crate) fn snapshot(s: &Shared) -> Snapshot {
                 ind.undone_dispatches += 1;
             }
         }
+    }
+
+    /// Adds another's counts.
+    pub(crate) fn merge(&mut self, o: &Totals) {
+        self.cases += o.cases;
+        for (a, b) in self.states.iter_mut().zip(&o.states) {
+            *a += b;
+        }
+        let tallies = |a: &mut [Tally], b: &[Tally]| {
+            for (a, b) in a.iter_mut().zip(b) {
+                a.total += b.total;
+                a.open += b.open;
+            }
+        };
+        tallies(&mut self.platform, &o.platform);
+        tallies(&mut self.district, &o.district);
+        tallies(&mut self.street, &o.street);
+        let (a, b) = (&mut self.ind, &o.ind);
+        a.closed += b.closed;
+        a.open += b.open;
+        a.closed_on_time += b.closed_on_time;
+        a.closed_reworked += b.closed_reworked;
+        a.dispatches += b.dispatches;
+        a.undone_dispatches += b.undone_dispatches;
+        a.rated += b.rated;
+        a.satisfied += b.satisfied;
+    }
+}
+
+/// The district and street of a cell, looked up once per cell for a scan.
+pub(crate) fn chain_of(
+    city: &crate::City,
+    chains: &mut [Option<(UnitId, UnitId)>],
+    cell: Option<crate::grid::CellId>,
+) -> Option<(UnitId, UnitId)> {
+    let cell = cell?;
+    let slot = chains.get_mut(cell.index())?;
+    if slot.is_none() {
+        *slot = city.chain(cell).map(|c| (c.district, c.street));
+    }
+    *slot
+}
+
+pub(crate) fn snapshot(s: &Shared) -> Snapshot {
+    let now = s.now();
+    let city = &s.city;
+    let mut overdue = vec![0u64; usize::from(s.config.max_escalation) + 1];
+    let mut queues = vec![0u64; city.organs().len()];
+    let mut load = vec![0u32; city.workers().len()];
+    let mut open_by_cell = vec![0u32; city.grid().len()];
+    let mut chains: Vec<Option<(UnitId, UnitId)>> = vec![None; city.grid().len()];
+    let end = s.next_id.load(Ordering::Relaxed);
+    // Held while the store is read: cases moving to the archive wait, so that each is
+    // counted once, in the store or in the archive's totals.
+    let archived = s.archive.totals.lock();
+    let mut totals = Totals::new(city.units().len());
+    s.store.scan(end, |_, rec| {
+        let chain = chain_of(city, &mut chains, rec.cell());
+        totals.add(city, rec, chain);
+        let st = rec.state;
+        if let Some(cell) = rec.cell()
+            && st.is_open()
+            && let Some(n) = open_by_cell.get_mut(cell.index())
+        {
+            *n += 1;
+        }
+        if st == CaseState::Queued && rec.organ != NONE32 {
+            queues[rec.organ as usize] += 1;
+        }
+        if matches!(st, CaseState::Dispatched | CaseState::Accepted)
+            && let Some(w) = rec.worker()
+        {
+            load[w.index()] += 1;
+        }
+        if st.is_pending() && rec.due != 0 && rec.suspended_at == 0 && now.0 > rec.due {
+            let level = usize::from(rec.escalation).min(overdue.len() - 1);
+            overdue[level] += 1;
+        }
     });
+    totals.merge(&archived);
+    drop(archived);
+    let Totals {
+        cases,
+        states,
+        platform,
+        district,
+        street,
+        mut ind,
+    } = totals;
     ind.closure_rate = ratio(ind.closed, ind.closed + ind.open);
     ind.on_time_rate = ratio(ind.closed_on_time, ind.closed);
     ind.rework_rate = ratio(ind.closed_reworked, ind.closed);

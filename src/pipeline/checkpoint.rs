@@ -2,7 +2,7 @@
 //! written to the journal at a position so that recovery loads it and replays only what
 //! came after, and the journal can drop what it covers.
 //!
-//! # Snapshot format, version 1
+//! # Snapshot format, version 2
 //!
 //! Little-endian, fixed-width, hand-written like the journal's records (see `wal.rs`):
 //! magic `WGENGINE`, version `u32`; the next case id `u64`; the fair-rotation ticket
@@ -16,7 +16,9 @@
 //! description as a text, the notes' count `u32` and per note its history index `u32`
 //! and its text, the duplicates' count `u32` and their ids `u64`), else 0.
 //! Zero is "none" for the times, `u32::MAX` for the ids, `u64::MAX` for the case
-//! duplicated.
+//! duplicated. Last, the archive (see `archive.rs`): the count `u32` and numbers `u32` of
+//! the archive files that hold the cases moved out of the store, and the totals the
+//! command center keeps for them.
 
 use super::case::{Extra, NONE32, Rec, Store, Texts};
 use super::engine::Shared;
@@ -33,7 +35,7 @@ use crate::routing::WorkerStatus;
 use std::sync::atomic::Ordering;
 
 const MAGIC: &[u8; 8] = b"WGENGINE";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 const STATUSES: [WorkerStatus; 3] = [
     WorkerStatus::OnDuty,
@@ -69,10 +71,11 @@ pub(crate) fn encode(s: &Shared) -> Vec<u8> {
         put_case(&mut buf, id, rec, &s.texts);
     });
     buf[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+    super::archive::encode(s, &mut buf);
     buf
 }
 
-fn put_case(buf: &mut Vec<u8>, id: u64, r: &Rec, texts: &Texts) {
+pub(crate) fn put_case(buf: &mut Vec<u8>, id: u64, r: &Rec, texts: &Texts) {
     for v in [id, r.at] {
         buf.extend_from_slice(&v.to_le_bytes());
     }
@@ -175,30 +178,9 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
     let count = r.u64()?;
     let categories = s.city.categories().len() as u32;
     for _ in 0..count {
-        let id = r.u64()?;
+        let (id, rec) = read_case(s, &mut r, categories)?;
         if id >= end {
             return Err(DecodeError("a case id past the snapshot's end"));
-        }
-        let rec = case(&mut r, &s.texts, categories)?;
-        let within = |v: u32, n: usize| v == NONE32 || (v as usize) < n;
-        let workers = s.city.workers().len();
-        let in_city = within(rec.cell, s.city.grid().len())
-            && within(rec.worker, workers)
-            && within(rec.resolver, workers)
-            && within(rec.organ, s.city.organs().len())
-            && rec.history.iter().all(|t| {
-                t.worker().is_none_or(|w| w.index() < workers)
-                    && !matches!(t.actor(), Actor::Worker(w) if w.index() >= workers)
-            })
-            && match rec.reporter {
-                Reporter::Worker(w) => w.index() < workers,
-                Reporter::Department(d) => s.city.department(d).is_some(),
-                _ => true,
-            };
-        if !in_city {
-            return Err(DecodeError(
-                "a case names a cell, worker or organ not in this city",
-            ));
         }
         let seg = s
             .store
@@ -211,9 +193,43 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
         }
         *slot = Some(rec);
     }
+    super::archive::load(s, &mut r, end)?;
     r.end()?;
     s.next_id.store(end, Ordering::Relaxed);
     Ok(count)
+}
+
+/// Reads a case (its id, then its fields) and checks that every id it names is this
+/// city's.
+pub(crate) fn read_case(
+    s: &Shared,
+    r: &mut Reader<'_>,
+    categories: u32,
+) -> Result<(u64, Rec), DecodeError> {
+    let id = r.u64()?;
+    let rec = case(r, &s.texts, categories)?;
+    let within = |v: u32, n: usize| v == NONE32 || (v as usize) < n;
+    let workers = s.city.workers().len();
+    let in_city = within(rec.cell, s.city.grid().len())
+        && within(rec.worker, workers)
+        && within(rec.resolver, workers)
+        && within(rec.organ, s.city.organs().len())
+        && rec.history.iter().all(|t| {
+            t.worker().is_none_or(|w| w.index() < workers)
+                && !matches!(t.actor(), Actor::Worker(w) if w.index() >= workers)
+        })
+        && match rec.reporter {
+            Reporter::Worker(w) => w.index() < workers,
+            Reporter::Department(d) => s.city.department(d).is_some(),
+            _ => true,
+        };
+    if in_city {
+        Ok((id, rec))
+    } else {
+        Err(DecodeError(
+            "a case names a cell, worker or organ not in this city",
+        ))
+    }
 }
 
 fn case(r: &mut Reader<'_>, texts: &Texts, categories: u32) -> Result<Rec, DecodeError> {

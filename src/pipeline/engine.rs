@@ -99,6 +99,9 @@ pub enum EngineError {
         /// What is wrong.
         why: String,
     },
+    /// The archive could not be written or read.
+    #[error("{0}")]
+    Archive(String),
     /// The journal could not be read.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
@@ -291,6 +294,8 @@ pub struct Checkpoint {
     pub covers: u64,
     /// The snapshot's size.
     pub bytes: u64,
+    /// Cases moved to the archive.
+    pub archived: u64,
     /// What the journal dropped.
     pub compaction: crate::journal::Compaction,
 }
@@ -385,6 +390,8 @@ pub(crate) struct Shared {
     pub(crate) journal: Option<Mutex<super::wal::Sink>>,
     /// The journal position the latest snapshot covers.
     pub(crate) last_checkpoint: AtomicU64,
+    /// Closed cases moved out of the store.
+    pub(crate) archive: super::archive::Archive,
     /// Held by a test to stop the collect stage where it stands.
     #[cfg(test)]
     pub(crate) pause: Mutex<()>,
@@ -527,6 +534,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     journal: Option<Box<dyn crate::journal::Journal>>,
+    archive: Option<(std::path::PathBuf, Duration)>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -556,6 +564,16 @@ impl EngineBuilder {
     /// Batching, deadlines and merging (default: [`EngineConfig::default`]).
     pub fn config(mut self, config: EngineConfig) -> EngineBuilder {
         self.config = config;
+        self
+    }
+
+    /// With a journal: at each checkpoint, cases closed (or rejected, or referred) for
+    /// longer than `keep` move out of the live state into archive files in `dir`, their
+    /// histories still readable by [`Engine::case`] and their counts still in
+    /// [`Engine::snapshot`]. See the `archive` module's docs for the format. Default: no
+    /// archive, every case stays in memory.
+    pub fn archive(mut self, dir: impl Into<std::path::PathBuf>, keep: Duration) -> EngineBuilder {
+        self.archive = Some((dir.into(), keep));
         self
     }
 
@@ -626,6 +644,13 @@ impl EngineBuilder {
             finished: AtomicU64::new(0),
             journal: None,
             last_checkpoint: AtomicU64::new(0),
+            archive: super::archive::Archive::new(
+                self.archive.as_ref().map(|(d, _)| d.clone()),
+                self.archive
+                    .as_ref()
+                    .map_or(0, |&(_, keep)| duration_ms(keep)),
+                city.units().len(),
+            ),
             #[cfg(test)]
             pause: Mutex::new(()),
             city,
@@ -776,7 +801,10 @@ impl EngineBuilder {
 /// [`Engine::checkpoint`] writes a snapshot and lets the journal drop what it covers, so
 /// that recovery time stays bounded; the engine does so by itself every
 /// [`EngineConfig::checkpoint_every`] records. A million cases recover from a snapshot in
-/// about a second on a 2-core machine (`throughput --cases 0 --journal DIR`).
+/// about a second on a 2-core machine (`throughput --cases 0 --journal DIR`). With
+/// [`EngineBuilder::archive`], a checkpoint also moves long-closed cases out of memory
+/// into archive files, still readable by [`Engine::case`] and still counted by
+/// [`Engine::snapshot`].
 #[derive(Debug)]
 pub struct Engine {
     shared: Arc<Shared>,
@@ -796,6 +824,7 @@ impl Engine {
             clock: Arc::new(SystemClock),
             config: EngineConfig::default(),
             journal: None,
+            archive: None,
         }
     }
 
@@ -1069,9 +1098,10 @@ impl Engine {
 
     /// A case with its whole history.
     pub fn case(&self, id: CaseId) -> Option<super::Case> {
-        self.shared
-            .store
-            .with(id.0, |rec| rec.view(id, &self.shared.texts))
+        let s = &*self.shared;
+        s.store
+            .with(id.0, |rec| rec.view(id, &s.texts))
+            .or_else(|| s.archive.case(s, id.0))
     }
 
     /// Where each case of `ids` is, appended to `out` (one lock per store segment).
@@ -1459,6 +1489,7 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
         }
         sink.journal().next_position()
     };
+    let archived = super::archive::archive(s, s.now()).map_err(EngineError::Archive)?;
     let state = super::checkpoint::encode(s);
     let mut sink = sink.lock();
     let journal = sink.journal();
@@ -1468,6 +1499,7 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
     Ok(Checkpoint {
         covers,
         bytes: state.len() as u64,
+        archived,
         compaction,
     })
 }

@@ -21,6 +21,7 @@
 //! what they set in motion (routing again, draining queues, events) goes to the stage
 //! threads in batches.
 
+mod archive;
 mod assign;
 mod case;
 mod center;

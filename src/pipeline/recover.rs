@@ -39,8 +39,10 @@ pub struct Recovery {
     /// journal: written by another thread a moment earlier, and lost with the journal's
     /// tail in a crash. Their case stands at the last transition that has no gap before it.
     pub dropped: u64,
-    /// Cases in the engine after recovery.
+    /// Cases in the engine after recovery (archived ones included).
     pub cases: u64,
+    /// Of which in the archive.
+    pub archived: u64,
     /// Open cases among them (neither terminal nor merged).
     pub open: u64,
     /// Cases handed back to the stages: still to collect, to route or to route again.
@@ -161,7 +163,7 @@ impl Replayer<'_> {
                     .ok_or_else(|| bad(format!("case id {case} beyond the store")))?;
                 let mut g = seg.lock();
                 let slot = &mut g[super::case::Store::split(case).1];
-                if slot.is_some() {
+                if slot.is_some() || s.archive.contains(case) {
                     self.report.skipped += 1;
                 } else {
                     let mut rec = Rec::from_report(report, now);
@@ -220,6 +222,9 @@ impl Replayer<'_> {
                     Ok(0)
                 });
                 match outcome {
+                    // A case archived by the snapshot: its last transitions were on their
+                    // way to the journal while the snapshot was taken.
+                    None if s.archive.contains(case) => self.report.skipped += 1,
                     None => {
                         return Err(bad(format!(
                             "a transition of case {case}, which the journal never reported"
@@ -434,7 +439,10 @@ fn settle(
         }
     });
     for &(child, parent, listed) in links {
-        let parent_known = s.store.with(parent, |_| ()).is_some();
+        if s.archive.contains(child) {
+            continue;
+        }
+        let parent_known = s.store.with(parent, |_| ()).is_some() || s.archive.contains(parent);
         let set = s.store.with(child, |c| {
             c.parent = parent;
             c.state
@@ -533,6 +541,11 @@ fn settle(
                 .push(run.iter().map(|&(_, id)| id).collect());
         }
     }
+    let archived = s.archive.len();
+    report.archived = archived;
+    report.cases += archived;
+    finished += archived;
+    assigned += archived;
     s.next_id.store(end, std::sync::atomic::Ordering::Relaxed);
     s.finished
         .store(finished, std::sync::atomic::Ordering::Relaxed);

@@ -688,8 +688,17 @@ mod tests {
     /// An engine on the journal in `dir`, with the tests' settings (small segments, so
     /// that compaction has whole segments to drop).
     pub(crate) fn engine_on(dir: &std::path::Path, clock: &SimClock) -> Engine {
+        engine_with_archive(dir, clock, false)
+    }
+
+    /// The same, with an archive in `dir/archive` that takes cases closed for an hour.
+    fn engine_with_archive(dir: &std::path::Path, clock: &SimClock, archive: bool) -> Engine {
         let options = crate::journal::JournalOptions::default().segment_bytes(16 << 10);
-        Engine::builder(city())
+        let mut builder = Engine::builder(city());
+        if archive {
+            builder = builder.archive(dir.join("archive"), Duration::from_secs(3600));
+        }
+        builder
             .clock(clock.clone())
             .config(EngineConfig {
                 batch: 7,
@@ -742,14 +751,14 @@ mod tests {
     /// second recovery (over records of both runs) does the same. With `checkpoint`, a
     /// snapshot taken mid-run (its segments compacted away) is loaded and only what
     /// came after it is replayed.
-    fn recover_and_compare(seed: u64, checkpoint: bool) {
+    fn recover_and_compare(seed: u64, checkpoint: bool, archive: bool) {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = SimClock::new(Timestamp(T0));
         let mut rng = SplitMix64(seed);
         let (mut taken, mut took) = (Taken::new(), Vec::new());
         let mut expected_snapshot = None;
         for run in 0..3 {
-            let engine = engine_on(dir.path(), &clock);
+            let engine = engine_with_archive(dir.path(), &clock, archive);
             engine.flush();
             if run == 0 {
                 // Few on duty: cases queue, and rulings wait for the center.
@@ -789,8 +798,18 @@ mod tests {
             }
             drive(&engine, &clock, &mut rng, 6, &mut taken, &mut took);
             if checkpoint {
+                engine.flush();
+                let before = state_of(&engine);
                 let c = engine.checkpoint().expect("checkpoint");
                 assert!(c.bytes > 0);
+                assert_eq!(c.archived > 0, archive, "seed {seed}: {c:?}");
+                // Archived cases read back as they were, and count as they did.
+                let after = state_of(&engine);
+                assert_eq!(after.0, before.0, "seed {seed}: cases through the archive");
+                assert_eq!(
+                    after.1, before.1,
+                    "seed {seed}: the view through the archive"
+                );
                 if run > 0 {
                     assert!(
                         c.compaction.segments_removed > 0,
@@ -859,14 +878,21 @@ mod tests {
     #[test]
     fn replaying_the_journal_gives_the_state_of_the_run() {
         for seed in 1..6 {
-            recover_and_compare(seed, false);
+            recover_and_compare(seed, false, false);
         }
     }
 
     #[test]
     fn a_checkpoint_is_loaded_and_only_what_followed_is_replayed() {
         for seed in 11..15 {
-            recover_and_compare(seed, true);
+            recover_and_compare(seed, true, false);
+        }
+    }
+
+    #[test]
+    fn archived_cases_stay_readable_and_counted_through_recovery() {
+        for seed in 21..24 {
+            recover_and_compare(seed, true, true);
         }
     }
 
