@@ -665,6 +665,63 @@ impl Journal for FileJournal {
         Ok(())
     }
 
+    fn snapshot_stager(&self) -> Box<super::SnapshotStager> {
+        let dir = self.dir.clone();
+        Box::new(move |covers, state| {
+            // Written and synced under a name recovery deletes, renamed into place by
+            // `install_snapshot` once the records it covers are synced.
+            let tmp = dir.join(format!("{}.staged.tmp", snapshot_name(covers)));
+            let mut f = io("create", &tmp, File::create(&tmp))?;
+            io(
+                "write",
+                &tmp,
+                f.write_all(&format::snapshot_file(covers, state)),
+            )?;
+            io("sync", &tmp, f.sync_all())?;
+            Ok(super::StagedSnapshot::file(covers, tmp))
+        })
+    }
+
+    fn install_snapshot(&mut self, staged: super::StagedSnapshot) -> Result<(), JournalError> {
+        let Some(tmp) = staged.path().map(Path::to_path_buf) else {
+            return Err(JournalError::Io {
+                action: "install",
+                path: self.dir.clone(),
+                source: std::io::Error::other("a snapshot staged in memory").into(),
+            });
+        };
+        let covers = staged.covers;
+        let refuse = |e: JournalError| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        self.check_failed().map_err(refuse)?;
+        if tmp.parent() != Some(self.dir.as_path()) {
+            return Err(refuse(JournalError::Io {
+                action: "install",
+                path: tmp.clone(),
+                source: std::io::Error::other("staged for another journal").into(),
+            }));
+        }
+        if covers > self.next {
+            return Err(refuse(JournalError::SnapshotAhead {
+                covers,
+                next: self.next,
+            }));
+        }
+        if let Some(latest) = self.snapshot
+            && covers < latest
+        {
+            return Err(refuse(JournalError::SnapshotBehind { covers, latest }));
+        }
+        self.sync_now().map_err(refuse)?;
+        let path = self.dir.join(snapshot_name(covers));
+        io("rename", &tmp, fs::rename(&tmp, &path))?;
+        sync_dir(&self.dir)?;
+        self.snapshot = Some(covers);
+        Ok(())
+    }
+
     fn latest_snapshot(&mut self) -> Result<Option<Snapshot>, JournalError> {
         let Some(covers) = self.snapshot else {
             return Ok(None);

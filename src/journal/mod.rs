@@ -161,6 +161,39 @@ pub trait Journal: Send {
     /// is before the latest snapshot's, or a failed write.
     fn write_snapshot(&mut self, covers: u64, state: &[u8]) -> Result<(), JournalError>;
 
+    /// A function that writes a snapshot's bulk where recovery does not see it yet, and
+    /// needs nothing of the journal to do so: a caller that shares the journal behind a
+    /// lock takes it under the lock, runs it outside, and hands what it made to
+    /// [`Journal::install_snapshot`] under the lock again, so that appends go on while a
+    /// large snapshot is written. The default keeps the bytes in memory for
+    /// `install_snapshot` to write.
+    fn snapshot_stager(&self) -> Box<SnapshotStager> {
+        Box::new(|covers, state| {
+            Ok(StagedSnapshot {
+                covers,
+                staged: Staged::Bytes(state.to_vec()),
+            })
+        })
+    }
+
+    /// Makes a staged snapshot the latest, as [`Journal::write_snapshot`] would have.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::write_snapshot`]; a snapshot staged by another journal is refused
+    /// ([`JournalError::SnapshotAhead`] or a failed rename).
+    fn install_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), JournalError> {
+        match staged.staged {
+            Staged::Bytes(bytes) => self.write_snapshot(staged.covers, &bytes),
+            Staged::File(path) => Err(JournalError::Io {
+                action: "install",
+                path,
+                source: std::io::Error::other("a snapshot staged as a file by another journal")
+                    .into(),
+            }),
+        }
+    }
+
     /// The latest snapshot, if any, checked.
     ///
     /// # Errors
@@ -186,6 +219,43 @@ pub struct Snapshot {
     pub covers: u64,
     /// The state, as the engine serialized it.
     pub state: Vec<u8>,
+}
+
+/// What [`Journal::snapshot_stager`] gives: writes a snapshot covering a position, with
+/// this state, where recovery does not see it yet.
+pub type SnapshotStager = dyn FnOnce(u64, &[u8]) -> Result<StagedSnapshot, JournalError> + Send;
+
+/// A snapshot written by a [`SnapshotStager`], not yet the latest: see
+/// [`Journal::install_snapshot`].
+#[derive(Debug)]
+pub struct StagedSnapshot {
+    /// The position it covers.
+    pub covers: u64,
+    staged: Staged,
+}
+
+impl StagedSnapshot {
+    /// A snapshot staged in a file (by a journal that writes files).
+    pub(crate) fn file(covers: u64, path: std::path::PathBuf) -> StagedSnapshot {
+        StagedSnapshot {
+            covers,
+            staged: Staged::File(path),
+        }
+    }
+
+    /// The staged file, if it is one.
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        match &self.staged {
+            Staged::File(p) => Some(p),
+            Staged::Bytes(_) => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Staged {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
 }
 
 /// What [`Journal::compact`] removed.

@@ -1475,7 +1475,7 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
             why: "is needed for a checkpoint",
         });
     };
-    let covers = {
+    let (covers, stager) = {
         let gate = intake.write();
         if gate.is_none() {
             return Err(EngineError::Config {
@@ -1487,13 +1487,17 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
         if let Some(e) = sink.failed.clone() {
             return Err(EngineError::Journal(e));
         }
-        sink.journal().next_position()
+        let journal = sink.journal();
+        (journal.next_position(), journal.snapshot_stager())
     };
     let archived = super::archive::archive(s, s.now()).map_err(EngineError::Archive)?;
     let state = super::checkpoint::encode(s);
+    // The bulk is written while the engine appends on; only the install (sync what the
+    // snapshot covers, rename) holds the journal.
+    let staged = stager(covers, &state)?;
     let mut sink = sink.lock();
     let journal = sink.journal();
-    journal.write_snapshot(covers, &state)?;
+    journal.install_snapshot(staged)?;
     let compaction = journal.compact()?;
     s.last_checkpoint.store(covers, Ordering::Relaxed);
     Ok(Checkpoint {

@@ -917,3 +917,45 @@ proptest! {
         }
     }
 }
+
+/// A staged snapshot is nothing until it is installed: a crash between the two leaves the
+/// latest snapshot as it was (and recovery deletes the staged file); installed, it is the
+/// latest, as `write_snapshot` would have made it.
+#[test]
+fn a_staged_snapshot_counts_once_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut j = FileJournal::open_with(tmp.path(), small(4096)).unwrap();
+    let mut rng = Rng(5);
+    append_all(&mut j, &random_records(&mut rng, 300, 40));
+    j.write_snapshot(100, b"first").unwrap();
+    let staged = (j.snapshot_stager())(250, b"second").unwrap();
+    drop(staged);
+    drop(j);
+    let mut j = FileJournal::open_with(tmp.path(), small(4096)).unwrap();
+    assert_eq!(j.latest_snapshot().unwrap().unwrap().state, b"first");
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")),
+        "recovery deleted the staged file"
+    );
+    let staged = (j.snapshot_stager())(250, b"second").unwrap();
+    // Appends go on between staging and installing.
+    append_all(&mut j, &random_records(&mut rng, 10, 40));
+    j.install_snapshot(staged).unwrap();
+    let snap = j.latest_snapshot().unwrap().unwrap();
+    assert_eq!((snap.covers, snap.state.as_slice()), (250, &b"second"[..]));
+    let behind = (j.snapshot_stager())(200, b"old").unwrap();
+    assert!(matches!(
+        j.install_snapshot(behind),
+        Err(JournalError::SnapshotBehind {
+            covers: 200,
+            latest: 250
+        })
+    ));
+    drop(j);
+    let mut j = FileJournal::open_with(tmp.path(), small(4096)).unwrap();
+    assert_eq!(j.latest_snapshot().unwrap().unwrap().covers, 250);
+}
