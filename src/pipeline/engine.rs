@@ -1195,16 +1195,20 @@ impl Engine {
                 i += 1;
             }
         }
-        let journaled = s.journal_append(|push| {
-            for ((c, _), &seq) in commands
-                .iter()
-                .zip(results.iter())
-                .zip(seqs.iter())
-                .filter(|((_, r), _)| r.is_ok())
-            {
-                push(&|buf| super::wal::encode_command(buf, now, seq, c));
-            }
-        });
+        // Only what the transitions do not say: reasons, extensions, verdicts.
+        let detailed = |((c, r), _): &((&Command, &Result<CaseState, LifecycleError>), &u32)| {
+            r.is_ok() && super::wal::has_detail(c)
+        };
+        let taken = || commands.iter().zip(results.iter()).zip(seqs.iter());
+        let journaled = if taken().any(|x| detailed(&x)) {
+            s.journal_append(|push| {
+                for ((c, _), &seq) in taken().filter(|x| detailed(x)) {
+                    push(&|buf| super::wal::encode_command(buf, now, seq, c));
+                }
+            })
+        } else {
+            Ok(())
+        };
         if let Err(e) = journaled.and(s.flush(out)) {
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(LifecycleError::Journal(e.to_string()));
