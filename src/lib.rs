@@ -129,6 +129,8 @@ mod clock;
 mod csr;
 mod error;
 pub mod grid;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod journal;
 pub mod pipeline;
 mod rng;

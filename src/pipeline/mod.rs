@@ -30,6 +30,7 @@ mod feedback;
 mod handle;
 mod lifecycle;
 mod port;
+mod query;
 mod wal;
 
 pub use case::{Case, MAX_DESCRIPTION, Report, Reporter, Satisfaction, Source};
