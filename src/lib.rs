@@ -118,7 +118,9 @@
 //!
 //! # Features
 //!
-//! No optional features: every part of the engine is always built.
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `http` | off | [`http`]: the engine served over HTTP (Open311 GeoReport v2, the workers' and the center's APIs, an event stream, the live command-center page), on axum and tokio; without it the crate has no async runtime |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -130,6 +132,7 @@ mod csr;
 mod error;
 pub mod grid;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod journal;
 pub mod pipeline;

@@ -203,7 +203,14 @@ fn agency(city: &City, case: &Case) -> String {
     };
     match city.admit(cell, case.category).map(|a| a.holder) {
         Ok(Holder::Community(u)) => city.unit(u).map(|u| u.name.clone()),
-        Ok(Holder::Street { organ, .. }) => city.organ(organ).map(|o| o.name.clone()),
+        // Every street office has organs of the same names: the street says whose.
+        Ok(Holder::Street { street, organ }) => city.organ(organ).map(|o| {
+            format!(
+                "{}{}",
+                city.unit(street).map_or("", |u| u.name.as_str()),
+                o.name
+            )
+        }),
         Ok(Holder::Department(d)) => city.department(d).map(|d| d.name.clone()),
         Err(_) => None,
     }

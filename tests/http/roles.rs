@@ -92,6 +92,24 @@ async fn the_whole_loop_over_http() {
             .all(|c| c["worker"] == name.as_str())
     );
 
+    let r = s
+        .client
+        .post(s.url(&format!("/workers/{name}/position")))
+        .bearer_auth(token(w))
+        .json(&json!({"lat": 36.0701, "long": 120.3801}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let at = s
+        .engine
+        .router()
+        .worker_state(w)
+        .unwrap()
+        .position
+        .expect("a position");
+    assert!((at.lat() - 36.0701).abs() < 1e-6 && (at.lon() - 120.3801).abs() < 1e-6);
+
     for (action, want) in [("accept", "accepted"), ("resolve", "resolved")] {
         let r = s.worker_post(w, &token(w), id, action, json!({})).await;
         assert_eq!(r.status(), 200, "{action}");
