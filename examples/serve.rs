@@ -15,6 +15,9 @@
 //! writes every worker's token (CSV: worker,token). `--addr 127.0.0.1:0` picks a free port;
 //! the first line printed says which.
 //!
+//! `--journal DIR` writes ahead to a file journal; until recovery is done the engine
+//! refuses a journal that already holds records, so DIR must be new or empty.
+//!
 //! `--bench-requests N [--concurrency C]` measures instead: it files N reports over HTTP
 //! from C concurrent clients on loopback, reads every one back, checks that none is lost,
 //! prints requests per second as JSON and exits.
@@ -299,6 +302,19 @@ async fn bench(
         found += t.await??;
     }
     let reading = started.elapsed();
+    // The heaviest read: a filtered list, which looks at every case in its window.
+    let started = Instant::now();
+    let listed: serde_json::Value = client
+        .get(format!(
+            "{base}/requests.json?service_code={}&status=open,closed",
+            codes[0]
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let list_seconds = started.elapsed().as_secs_f64();
+    let listed = listed.as_array().map_or(0, Vec::len);
     let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len();
     Ok(json!({
         "requests": n,
@@ -310,7 +326,30 @@ async fn bench(
         "file_requests_per_second": n as f64 / filing.as_secs_f64(),
         "read_seconds": reading.as_secs_f64(),
         "read_requests_per_second": n as f64 / reading.as_secs_f64(),
+        "filtered_list_seconds": list_seconds,
+        "filtered_list_len": listed,
     }))
+}
+
+/// Ctrl-C or SIGTERM: either ends the service cleanly (the engine drains and the journal
+/// is synced).
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -383,9 +422,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             sims.push(std::thread::spawn(move || arrivals(e, rate, s)));
         }
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(stopped())
             .await?;
         stop.store(true, Ordering::Relaxed);
         for t in sims {

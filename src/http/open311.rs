@@ -46,14 +46,15 @@ pub(crate) fn routes(mut app: Router<AppState>) -> Router<AppState> {
             )
             .route(
                 &format!("/requests{ext}"),
-                get(move |s: State<AppState>, q: RawQuery| async move { list(s, q, format) }).post(
-                    move |s: State<AppState>,
-                          q: RawQuery,
-                          h: HeaderMap,
-                          b: Result<Bytes, BytesRejection>| async move {
-                        file(s, q, h, b, format).await
-                    },
-                ),
+                get(move |s: State<AppState>, q: RawQuery| async move { list(s, q, format).await })
+                    .post(
+                        move |s: State<AppState>,
+                              q: RawQuery,
+                              h: HeaderMap,
+                              b: Result<Bytes, BytesRejection>| async move {
+                            file(s, q, h, b, format).await
+                        },
+                    ),
             );
     }
     app.route("/services/{file}", get(service))
@@ -338,10 +339,20 @@ async fn token(State(s): State<AppState>, file: Result<Path<String>, PathRejecti
     }
 }
 
-fn list(State(s): State<AppState>, RawQuery(q): RawQuery, format: Format) -> Response {
-    match list_inner(&s, q.as_deref().unwrap_or(""), format) {
-        Ok(r) => r,
-        Err(e) => e.in_format(format).into_response(),
+async fn list(State(s): State<AppState>, RawQuery(q): RawQuery, format: Format) -> Response {
+    // A list may read every case in its window: off the async threads.
+    let listed =
+        tokio::task::spawn_blocking(move || list_inner(&s, q.as_deref().unwrap_or(""), format))
+            .await;
+    match listed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.in_format(format).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the list could not be made",
+        )
+        .in_format(format)
+        .into_response(),
     }
 }
 
