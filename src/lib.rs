@@ -21,6 +21,7 @@
 //! | routing | [`Router`] | which of the holder's own people takes a case ([`Router::route`], with a [`Trace`]), who holds each case ([`CaseId`]), returns (退单) and rulings, manual dispatch, live worker state, snapshot and restore |
 //! | engine | [`Engine`] | the four stages on threads joined by bounded channels, the case lifecycle ([`CaseState`]), deadlines, reminders and escalation, the command center ([`Engine::snapshot`], [`Engine::subscribe`]) |
 //! | journal | [`journal::FileJournal`] | an embedded write-ahead log: checksummed segments, group commit, recovery that cuts a torn tail, snapshots; the engine writes ahead to it (recovery not yet done) |
+//! | service front (feature `http`) | `http::router` | the engine over HTTP: Open311 GeoReport v2 for citizen apps, the workers' and the center's APIs with their keys, a Server-Sent Events stream, the live command-center page |
 //!
 //! The modules hold the rest: [`config`] (city configs as read from JSON or TOML),
 //! [`demo`] (the built-in demo city), [`generate`] (generated grids), and the component

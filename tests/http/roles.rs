@@ -259,6 +259,16 @@ async fn every_refusal_is_a_clear_4xx_that_changes_nothing() {
         .await
         .unwrap();
     assert_error(r, 413, "oversized body").await;
+    let reason = "z".repeat(1 << 20);
+    let r = s
+        .center_post(
+            Some(CENTER_KEY),
+            CaseId(0),
+            "suspend",
+            json!({ "reason": reason }),
+        )
+        .await;
+    assert_error(r, 413, "oversized body to the center").await;
     let r = s
         .client
         .post(s.url("/requests.json"))
