@@ -121,7 +121,7 @@
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `http` | off | [`http`]: the engine served over HTTP (Open311 GeoReport v2, the workers' and the center's APIs, an event stream, the live command-center page), on axum and tokio; without it the crate has no async runtime |
+//! | `http` | off | `wangge::http`: the engine served over HTTP (Open311 GeoReport v2, the workers' and the center's APIs, an event stream, the live command-center page), on axum and tokio; without it the crate has no async runtime |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
