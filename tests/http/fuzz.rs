@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::Request;
 use proptest::prelude::*;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tower::ServiceExt;
 
 /// Path pieces that reach every handler, mixed with arbitrary text.
@@ -80,8 +81,54 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         Just(br#"{"reason":"x","passed":true,"minutes":5,"worker":"W0001","lat":36.07,"long":120.38}"#.to_vec()),
         Just(br#"{"minutes":18446744073709551615,"reason":"x"}"#.to_vec()),
         Just(b"[1,2,3]".to_vec()),
+        bent_filing(),
     ]
 }
+
+/// A good filing with one field replaced by anything, or left out: reaches every check of
+/// a form.
+fn bent_filing() -> impl Strategy<Value = Vec<u8>> {
+    (0..5usize, "[ -~]{0,12}", any::<bool>()).prop_map(|(field, junk, drop)| {
+        let mut f = vec![
+            ("api_key", API_KEY.to_string()),
+            ("service_code", "ZF-01".to_string()),
+            ("lat", "36.07".to_string()),
+            ("long", "120.38".to_string()),
+            ("description", "fuzz".to_string()),
+        ];
+        if drop {
+            f.remove(field);
+        } else {
+            f[field].1 = junk;
+        }
+        form_encode(&f)
+    })
+}
+
+fn form_encode(fields: &[(&str, String)]) -> Vec<u8> {
+    let enc = |t: &str| -> String {
+        t.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+/// Reports the fuzzed router answered 201 to: the engine must hold exactly these.
+static FILED: AtomicU64 = AtomicU64::new(0);
+
+/// The two properties share the engine and the count: one request at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn bearer() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
@@ -97,6 +144,27 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 600, .. ProptestConfig::default() })]
 
     #[test]
+    fn a_filing_is_taken_exactly_when_answered_201(
+        ext in prop_oneof![Just(""), Just(".json"), Just(".xml")],
+        body in bent_filing(),
+    ) {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (app, rt, engine) = &*APP;
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("/requests{ext}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.clone()))
+            .expect("a request");
+        let status = rt.block_on(async { app.clone().oneshot(req).await.expect("infallible").status() });
+        prop_assert!(status.as_u16() == 201 || status.is_client_error(), "{}: {}", status, String::from_utf8_lossy(&body));
+        if status.as_u16() == 201 {
+            FILED.fetch_add(1, Ordering::Relaxed);
+        }
+        prop_assert_eq!(engine.submitted(), FILED.load(Ordering::Relaxed), "{}", String::from_utf8_lossy(&body));
+    }
+
+    #[test]
     fn no_input_gets_a_server_error(
         method in prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE")],
         segments in prop::collection::vec(segment(), 0..6),
@@ -105,7 +173,8 @@ proptest! {
         bearer in bearer(),
         form in any::<bool>(),
     ) {
-        let (app, rt) = &*APP;
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (app, rt, engine) = &*APP;
         let uri = format!("/{}{}{}", segments.join("/"), if q.is_empty() { "" } else { "?" }, q);
         let Ok(mut req) = Request::builder().method(method).uri(&uri).body(Body::from(body)) else {
             // The URI itself is not one a client could send: nothing to serve.
@@ -128,6 +197,11 @@ proptest! {
             (status, String::from_utf8_lossy(&bytes).into_owned())
         });
         prop_assert!(status.as_u16() < 500, "{} {} -> {}: {}", method, uri, status, text);
+        if status.as_u16() == 201 {
+            FILED.fetch_add(1, Ordering::Relaxed);
+        }
+        // Whatever was refused took nothing: the engine holds the 201s and no more.
+        prop_assert_eq!(engine.submitted(), FILED.load(Ordering::Relaxed), "{} {}", method, uri);
         if !status.is_success() {
             prop_assert!(
                 text.starts_with("[{\"code\":") || text.contains("<errors><error><code>"),
@@ -137,7 +211,7 @@ proptest! {
     }
 }
 
-static APP: std::sync::LazyLock<(axum::Router, tokio::runtime::Runtime)> =
+static APP: std::sync::LazyLock<(axum::Router, tokio::runtime::Runtime, Arc<wangge::Engine>)> =
     std::sync::LazyLock::new(|| {
         let city = Arc::new(wangge::demo::demo_city());
         let engine = Arc::new(
@@ -150,5 +224,9 @@ static APP: std::sync::LazyLock<(axum::Router, tokio::runtime::Runtime)> =
             .enable_all()
             .build()
             .expect("runtime");
-        (wangge::http::router(engine, access(&city)), rt)
+        (
+            wangge::http::router(engine.clone(), access(&city)),
+            rt,
+            engine,
+        )
     });
