@@ -626,3 +626,62 @@ async fn the_event_stream_tells_each_move() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_case_waits_and_the_center_dispatches_it_by_hand() {
+    let s = Server::start().await;
+    let id = s.file("ZF-01", 36.07, 120.38).await;
+    let mut returned_by = Vec::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    // Each worker it reaches hands it back, with a reason, until it waits: in a ruling (the
+    // router's breaker, after two returns) or in a queue.
+    loop {
+        let state = s.status(id).await.1;
+        match state.as_str() {
+            "dispatched" => {
+                let w = s.holder(id);
+                if !returned_by.contains(&w) {
+                    let r = s
+                        .worker_post(
+                            w,
+                            &token(w),
+                            id,
+                            "return",
+                            json!({"reason": "not on my beat"}),
+                        )
+                        .await;
+                    assert_eq!(r.status(), 200);
+                    returned_by.push(w);
+                }
+            }
+            // Nobody else free in the holder's force: it waits in the organ's queue instead.
+            "ruling" | "queued" => break,
+            _ => {}
+        }
+        assert!(Instant::now() < until, "never waited: {state}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !returned_by.is_empty() && returned_by.len() <= 2,
+        "{returned_by:?}"
+    );
+    let first = s.engine.city().worker(returned_by[0]).unwrap().id.clone();
+    let r = s
+        .center_post(Some(CENTER_KEY), id, "dispatch", json!({"worker": first}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "dispatched");
+    assert_eq!(s.holder(id), returned_by[0]);
+    let actions: Vec<&str> = s
+        .engine
+        .case(id)
+        .unwrap()
+        .history
+        .iter()
+        .map(|t| t.action().as_str())
+        .collect();
+    let returns = actions.iter().filter(|a| **a == "return").count();
+    assert_eq!(returns, returned_by.len(), "{actions:?}");
+    assert_eq!(actions.last(), Some(&"manual_dispatch"), "{actions:?}");
+}
