@@ -38,8 +38,18 @@ pub struct Server {
 impl Server {
     /// The demo city served on a free loopback port.
     pub async fn start() -> Server {
+        Server::start_with(wangge::EngineConfig::default()).await
+    }
+
+    /// As [`Server::start`], with this engine config.
+    pub async fn start_with(config: wangge::EngineConfig) -> Server {
         let city = Arc::new(wangge::demo::demo_city());
-        let engine = Arc::new(Engine::builder(city.clone()).build().expect("engine"));
+        let engine = Arc::new(
+            Engine::builder(city.clone())
+                .config(config)
+                .build()
+                .expect("engine"),
+        );
         let app = router(engine.clone(), access(&city));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

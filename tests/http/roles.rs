@@ -685,3 +685,61 @@ async fn a_returned_case_waits_and_the_center_dispatches_it_by_hand() {
     assert_eq!(returns, returned_by.len(), "{actions:?}");
     assert_eq!(actions.last(), Some(&"manual_dispatch"), "{actions:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_falls_behind_is_told_how_much_it_missed() {
+    let s = Server::start_with(wangge::EngineConfig {
+        subscriber_buffer: 8,
+        ..wangge::EngineConfig::default()
+    })
+    .await;
+    let mut r = s
+        .client
+        .get(s.url("/center/events"))
+        .bearer_auth(CENTER_KEY)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("event: hello") {
+        seen.push_str(&String::from_utf8_lossy(
+            &r.chunk().await.unwrap().expect("open"),
+        ));
+    }
+    // Far more events than the stream's buffers hold, while this client reads nothing.
+    let city = s.engine.city();
+    let garbage = city.category_id("ZF-01").unwrap();
+    let reports: Vec<wangge::Report> = crate::spread_points(400)
+        .into_iter()
+        .map(|(lat, lon)| {
+            let at = wangge::Location::new(lon, lat).unwrap();
+            wangge::Report::new(wangge::Source::Hotline, garbage, at, s.engine.now())
+        })
+        .collect();
+    for _ in 0..10 {
+        assert!(
+            s.engine
+                .submit_batch(reports.clone())
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+    s.engine.flush();
+    let until = Instant::now() + Duration::from_secs(30);
+    let missed = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk())
+            .await
+            .expect("in time")
+            .unwrap()
+            .expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(at) = seen.find("event: missed\ndata: ") {
+            let rest = &seen[at + "event: missed\ndata: ".len()..];
+            if let Some(end) = rest.find('\n') {
+                break rest[..end].parse::<u64>().expect("a count");
+            }
+        }
+        assert!(Instant::now() < until, "never told of missed events");
+    };
+    assert!(missed > 0);
+}
