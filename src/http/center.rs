@@ -240,8 +240,8 @@ fn event_json(s: &AppState, e: &CaseEvent) -> Event {
     Event::default().event("case").data(data.to_string())
 }
 
-/// Case events as Server-Sent Events: `case` events, and `missed` with a count when this
-/// stream fell behind. One thread per stream reads the engine's subscription (which never
+/// Case events as Server-Sent Events: `hello` once the stream is open (events from then
+/// on are in it), `case` events, and `missed` with a count when this stream fell behind. One thread per stream reads the engine's subscription (which never
 /// waits for it), at most [`MAX_STREAMS`](super::MAX_STREAMS) streams at once.
 pub(crate) async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&s, &headers) {
