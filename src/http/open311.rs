@@ -400,6 +400,9 @@ fn list_inner(s: &AppState, query: &str, format: Format) -> Result<Response, Api
                 }
             }
         }
+        if !open && !closed {
+            return Err(ApiError::bad("status given empty: open, closed or both"));
+        }
     }
     let date = |key: &str| -> Result<Option<Timestamp>, ApiError> {
         one(&q, key)?

@@ -334,6 +334,7 @@ async fn the_list_filters_as_the_spec_says() {
     assert_eq!(ids(&window).len(), 12);
 
     assert_error(get("?status=pending").await, 400, "unknown status").await;
+    assert_error(get("?status=,").await, 400, "empty status").await;
     assert_error(get("?start_date=yesterday").await, 400, "bad date").await;
     assert_error(
         get("?start_date=2030-01-01T00:00:00Z&end_date=2020-01-01T00:00:00Z").await,
