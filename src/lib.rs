@@ -21,6 +21,7 @@
 //! | routing | [`Router`] | which of the holder's own people takes a case ([`Router::route`], with a [`Trace`]), who holds each case ([`CaseId`]), returns (退单) and rulings, manual dispatch, live worker state, snapshot and restore |
 //! | engine | [`Engine`] | the four stages on threads joined by bounded channels, the case lifecycle ([`CaseState`]), deadlines, reminders and escalation, the command center ([`Engine::snapshot`], [`Engine::subscribe`]) |
 //! | journal | [`journal::FileJournal`] | an embedded write-ahead log: checksummed segments, group commit, a torn tail cut, snapshots; the engine writes ahead to it and recovers from it ([`Engine::recovery`], [`Engine::checkpoint`]) |
+//! | service front (feature `http`) | `http::router` | the engine over HTTP: Open311 GeoReport v2 for citizen apps, the workers' and the center's APIs with their keys, a Server-Sent Events stream, the live command-center page |
 //!
 //! The modules hold the rest: [`config`] (city configs as read from JSON or TOML),
 //! [`demo`] (the built-in demo city), [`generate`] (generated grids), and the component
@@ -118,7 +119,9 @@
 //!
 //! # Features
 //!
-//! No optional features: every part of the engine is always built.
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `http` | off | `wangge::http`: the engine served over HTTP (Open311 GeoReport v2, the workers' and the center's APIs, an event stream, the live command-center page), on axum and tokio; without it the crate has no async runtime |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -129,6 +132,9 @@ mod clock;
 mod csr;
 mod error;
 pub mod grid;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod journal;
 pub mod pipeline;
 mod rng;

@@ -14,7 +14,7 @@ use wangge::{
 
 pub const MINUTE: u64 = 60_000;
 pub const DAY_MIN: u64 = 24 * 60;
-/// 2026-11-30 00:00 UTC: the simulated day starts at midnight.
+/// 2026-12-01 00:00 UTC: the simulated day starts at midnight.
 pub const START: u64 = 1_796_083_200_000;
 
 /// SplitMix64 with the few distributions the simulation needs.

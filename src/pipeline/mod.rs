@@ -32,6 +32,7 @@ mod feedback;
 mod handle;
 mod lifecycle;
 mod port;
+mod query;
 mod recover;
 mod wal;
 
