@@ -69,3 +69,33 @@ kill "$pid"
 wait "$pid" 2> /dev/null || true
 pid=""
 echo "http: smoke run passed (request $id filed, read back in JSON and XML)"
+
+step "smoke: a served engine on a journal, killed and restarted"
+start() {
+    : > "$tmp/serve.out"
+    target/debug/examples/serve --addr 127.0.0.1:0 --api-key smoke-key --center-key smoke-op \
+        --no-sim --journal "$tmp/journal" > "$tmp/serve.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening on ' "$tmp/serve.out" 2> /dev/null && break
+        sleep 0.1
+    done
+    base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
+    [ -n "$base" ] || { echo "serve did not start:"; cat "$tmp/serve.out"; exit 1; }
+}
+start
+id=$(curl -fsS -X POST "$base/requests.json" \
+    --data-urlencode api_key=smoke-key --data-urlencode service_code=ZF-02 \
+    --data-urlencode lat=36.12 --data-urlencode long=120.33 \
+    --data-urlencode 'description=still there after a crash' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["service_request_id"])')
+kill -9 "$pid"
+wait "$pid" 2> /dev/null || true
+start
+grep -q 'recovered 1 cases' "$tmp/serve.out" || { echo "no recovery reported:"; cat "$tmp/serve.out"; exit 1; }
+curl -fsS "$base/requests/$id.json" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; assert r["description"]=="still there after a crash", r'
+kill "$pid"
+wait "$pid" 2> /dev/null || true
+pid=""
+echo "http: request $id filed, the server killed with SIGKILL, restarted: the request is there"
