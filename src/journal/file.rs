@@ -21,9 +21,10 @@ pub enum SyncPolicy {
     /// Sync before every `append` returns: an acknowledgement means durable.
     EveryBatch,
     /// Group commit: sync once `records` records are unsynced, and at the latest
-    /// `millis` ms after the first unsynced append (from a background thread).
+    /// `millis` ms after the first unsynced append, from a background thread; `append`
+    /// waits for a sync only once `2 × records` are unsynced.
     Group {
-        /// Unsynced records that trigger a sync in `append` (0 counts as 1).
+        /// Unsynced records that trigger a sync (0 counts as 1).
         records: u64,
         /// The longest an appended record stays unsynced, in milliseconds.
         millis: u64,
@@ -366,9 +367,11 @@ impl FileJournal {
         let active = open_append(&active_path)?;
         let syncer = match options.sync {
             SyncPolicy::EveryBatch => None,
-            SyncPolicy::Group { millis, .. } => {
-                Some(Syncer::start(active.clone(), Duration::from_millis(millis)))
-            }
+            SyncPolicy::Group { millis, .. } => Some(Syncer::start(
+                active.clone(),
+                Duration::from_millis(millis),
+                next,
+            )),
         };
         Ok(FileJournal {
             dir,
@@ -452,7 +455,7 @@ impl FileJournal {
             self.first_unsynced = Some(Instant::now());
         }
         if let Some(s) = &self.syncer {
-            s.mark_dirty();
+            s.mark_dirty(self.next);
         }
         Ok(())
     }
@@ -467,6 +470,9 @@ impl FileJournal {
         let path = self.active_path().to_path_buf();
         if let Err(e) = io("sync", &path, self.active.sync_data()) {
             return Err(self.fail(e));
+        }
+        if let Some(s) = &self.syncer {
+            s.synced_to(self.next);
         }
         self.unsynced_records = 0;
         self.first_unsynced = None;
@@ -540,14 +546,27 @@ impl Journal for FileJournal {
         }
         match self.options.sync {
             SyncPolicy::EveryBatch => self.sync_now()?,
-            SyncPolicy::Group { records, millis } => {
-                let late = self
-                    .first_unsynced
-                    .is_some_and(|t| t.elapsed() >= Duration::from_millis(millis));
-                if self.unsynced_records >= records.max(1) || late {
-                    self.sync_now()?;
+            SyncPolicy::Group { records, millis } => match &self.syncer {
+                // The sync thread syncs once `records` are unsynced, outside every lock
+                // of the caller's; an append waits for a sync only when the thread has
+                // fallen twice that far behind.
+                Some(syncer) => {
+                    let unsynced = self.next.saturating_sub(syncer.synced());
+                    if unsynced >= records.max(1).saturating_mul(2) {
+                        self.sync_now()?;
+                    } else if unsynced >= records.max(1) {
+                        syncer.request(self.next);
+                    }
                 }
-            }
+                None => {
+                    let late = self
+                        .first_unsynced
+                        .is_some_and(|t| t.elapsed() >= Duration::from_millis(millis));
+                    if self.unsynced_records >= records.max(1) || late {
+                        self.sync_now()?;
+                    }
+                }
+            },
         }
         Ok(start..self.next)
     }
@@ -811,16 +830,26 @@ struct SyncShared {
 struct SyncState {
     file: Arc<File>,
     dirty_since: Option<Instant>,
+    /// Sync now, without waiting for the timer.
+    urgent: bool,
+    /// The journal's next position when it was last marked dirty: what the next sync
+    /// makes durable.
+    target: u64,
+    /// Every record before this position is synced.
+    synced: u64,
     stop: bool,
     error: Option<std::io::Error>,
 }
 
 impl Syncer {
-    fn start(file: Arc<File>, delay: Duration) -> Self {
+    fn start(file: Arc<File>, delay: Duration, next: u64) -> Self {
         let shared = Arc::new(SyncShared {
             state: Mutex::new(SyncState {
                 file,
                 dirty_since: None,
+                urgent: false,
+                target: next,
+                synced: next,
                 stop: false,
                 error: None,
             }),
@@ -846,33 +875,62 @@ impl Syncer {
                 None => shared.wake.wait(&mut state),
                 Some(since) => {
                     let due = since + delay;
-                    if Instant::now() < due {
+                    if !state.urgent && Instant::now() < due {
                         shared.wake.wait_until(&mut state, due);
                         continue;
                     }
                     state.dirty_since = None;
-                    let file = state.file.clone();
+                    state.urgent = false;
+                    let (file, target) = (state.file.clone(), state.target);
                     drop(state);
                     let r = file.sync_data();
                     state = shared.state.lock();
-                    if let Err(e) = r {
-                        state.error.get_or_insert(e);
+                    match r {
+                        Ok(()) => state.synced = state.synced.max(target),
+                        Err(e) => {
+                            state.error.get_or_insert(e);
+                        }
                     }
                 }
             }
         }
     }
 
-    fn mark_dirty(&self) {
+    fn mark_dirty(&self, next: u64) {
         let mut s = self.shared.state.lock();
+        s.target = next;
         if s.dirty_since.is_none() {
             s.dirty_since = Some(Instant::now());
             self.shared.wake.notify_one();
         }
     }
 
+    /// Asks for a sync now, up to `next`.
+    fn request(&self, next: u64) {
+        let mut s = self.shared.state.lock();
+        s.target = next;
+        if !s.urgent {
+            s.urgent = true;
+            s.dirty_since.get_or_insert_with(Instant::now);
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Every record before this position is synced.
+    fn synced(&self) -> u64 {
+        self.shared.state.lock().synced
+    }
+
+    /// The journal synced itself up to `next`.
+    fn synced_to(&self, next: u64) {
+        let mut s = self.shared.state.lock();
+        s.synced = s.synced.max(next);
+    }
+
     fn mark_clean(&self) {
-        self.shared.state.lock().dirty_since = None;
+        let mut s = self.shared.state.lock();
+        s.dirty_since = None;
+        s.urgent = false;
     }
 
     fn set_file(&self, file: Arc<File>) {
@@ -927,6 +985,35 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(shared.state.lock().error.is_none());
+    }
+
+    /// Past `records` unsynced records the sync thread syncs at once (the timer here would
+    /// wait ten seconds), and `append` did not wait for it.
+    #[test]
+    fn enough_records_wake_the_sync_thread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let policy = SyncPolicy::Group {
+            records: 8,
+            millis: 10_000,
+        };
+        let mut j =
+            FileJournal::open_with(tmp.path(), JournalOptions::default().sync(policy)).unwrap();
+        let mut b = Batch::new();
+        for k in 0..10u8 {
+            b.push(&[k; 20]).unwrap();
+        }
+        j.append(&b).unwrap();
+        let syncer = j.syncer.as_ref().expect("group commit runs a thread");
+        assert_eq!(j.unsynced_records, 10, "append left the sync to the thread");
+        let start = Instant::now();
+        while syncer.synced() < 10 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the thread never synced"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(syncer.shared.state.lock().error.is_none());
     }
 
     #[test]

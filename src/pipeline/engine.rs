@@ -768,7 +768,7 @@ impl EngineBuilder {
 /// What an acknowledgement is worth is the journal's sync policy: with
 /// [`FileJournal`](crate::journal::FileJournal)'s default group commit, it survives the
 /// death of the process at once and the death of the machine once the next group sync
-/// has run (at most 16,384 records and 10 ms later; see [`crate::journal`]).
+/// has run (the last 32,768 records and 10 ms at most; see [`crate::journal`]).
 /// [`Engine::shutdown`] syncs.
 ///
 /// A transition is in the case store, readable by [`Engine::case`], a moment before it
