@@ -84,6 +84,13 @@ fn settle(s: &Shared, mut out: Out) {
 /// Routes registered (`fresh`) or reopened cases of a batch.
 fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
     let now = s.now();
+    // What collect found of a fresh batch, in the batch's (increasing) order.
+    let admitted = if fresh {
+        s.port.take_admitted(ids).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut next = 0;
     let mut sorted;
     let ids = if ids.is_sorted() {
         ids
@@ -105,9 +112,16 @@ fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
             return;
         }
         let Some(req) = s.req(id, rec) else { return };
+        while admitted.get(next).is_some_and(|a| a.0 < id) {
+            next += 1;
+        }
+        let routed = match admitted.get(next) {
+            Some(&(a_id, admission)) if a_id == id => s.port.route_admitted(&req, admission),
+            _ => s.port.route(&req),
+        };
         // Only unknown ids make the router refuse, and collection checked them: on a
         // refusal the case stays where it is, for the center to see.
-        if let Ok(outcome) = s.port.route(&req) {
+        if let Ok(outcome) = routed {
             apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
         }
     });

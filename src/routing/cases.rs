@@ -34,12 +34,14 @@ impl std::fmt::Display for CaseId {
 /// No worker.
 const NOBODY: u32 = u32::MAX;
 
-/// What the router keeps on one case.
-#[derive(Debug, Clone, Copy)]
+/// What the router keeps on one case. Its returners live out of line: few cases are ever
+/// returned, and a small record keeps the shard tables small (a decision and a release
+/// each read one).
+#[derive(Debug, Clone)]
 pub(crate) struct CaseRecord {
     worker: u32,
     returned: u8,
-    returners: [u32; MAX_RETURNS as usize],
+    returners: Option<Box<[u32; MAX_RETURNS as usize]>>,
 }
 
 impl Default for CaseRecord {
@@ -47,7 +49,7 @@ impl Default for CaseRecord {
         CaseRecord {
             worker: NOBODY,
             returned: 0,
-            returners: [NOBODY; MAX_RETURNS as usize],
+            returners: None,
         }
     }
 }
@@ -66,7 +68,10 @@ impl CaseRecord {
     /// Everyone who returned the case, first returner first, each once.
     #[inline]
     pub(crate) fn returners(&self) -> &[u32] {
-        &self.returners[..usize::from(self.returned)]
+        match &self.returners {
+            Some(r) => &r[..usize::from(self.returned)],
+            None => &[],
+        }
     }
 
     /// Records a return by `w`; a worker who returned the case before is not counted again.
@@ -75,7 +80,11 @@ impl CaseRecord {
         if self.returners().contains(&w.0) {
             return true;
         }
-        match self.returners.get_mut(usize::from(self.returned)) {
+        let n = usize::from(self.returned);
+        let list = self
+            .returners
+            .get_or_insert_with(|| Box::new([NOBODY; MAX_RETURNS as usize]));
+        match list.get_mut(n) {
             Some(slot) => {
                 *slot = w.0;
                 self.returned += 1;
@@ -91,9 +100,24 @@ impl CaseRecord {
     }
 }
 
-/// A hasher for case ids: one multiply, so the hot path pays no SipHash. Case ids are
-/// chosen by the caller, so a hostile sequence could crowd one bucket chain; the shard is
-/// still bounded by the number of open cases.
+/// Mixes the high bits of a case id (all but the low [`BLOCK_BITS`]).
+#[inline]
+fn mix(id: u64) -> u64 {
+    let h = (id >> BLOCK_BITS).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 29)
+}
+
+/// Ids in blocks of this many bits' worth of consecutive numbers share their shard and a
+/// run of neighbouring table slots.
+const BLOCK_BITS: u32 = 8;
+
+/// A hasher for case ids. The engine numbers its cases consecutively and works on them in
+/// batches of consecutive ids, so an id's low bits stay its slot's low bits (scrambled
+/// within the block by the mixed high bits): a batch touches a few runs of adjacent slots
+/// instead of a cache line per case. The high bits, mixed, place the block and give the
+/// table's tag bits, so ids taken at any stride still spread. One multiply, so the hot
+/// path pays no SipHash; ids are chosen by the caller, so a hostile sequence could crowd
+/// one bucket chain; the shard is still bounded by the number of open cases.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -107,8 +131,9 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        let h = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
+        let m = mix(v);
+        let low = (1u64 << BLOCK_BITS) - 1;
+        self.0 = (m & !low) | ((v ^ m) & low);
     }
 }
 
@@ -136,7 +161,8 @@ impl CaseBook {
     /// The shard of `case`, locked.
     #[inline]
     pub(crate) fn lock(&self, case: CaseId) -> MutexGuard<'_, Shard> {
-        let k = (case.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize;
+        // The block's shard: a batch of consecutive cases takes few locks.
+        let k = (mix(case.0).rotate_left(29) >> (64 - SHARD_BITS)) as usize;
         self.shards[k].lock()
     }
 
@@ -144,7 +170,7 @@ impl CaseBook {
     pub(crate) fn all(&self) -> Vec<(CaseId, CaseRecord)> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            out.extend(s.lock().iter().map(|(&k, &v)| (k, v)));
+            out.extend(s.lock().iter().map(|(&k, v)| (k, v.clone())));
         }
         out.sort_unstable_by_key(|&(k, _)| k);
         out

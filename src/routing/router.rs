@@ -605,15 +605,39 @@ impl Router {
     /// request changes nothing.
     pub fn route(&self, req: &CaseRequest) -> Result<Decision, RoutingError> {
         let admission = self.admit(req)?;
+        self.route_with(req, admission)
+    }
+
+    /// [`Router::route`] for a case whose admission the caller has just found with
+    /// [`City::admit`] for the request's cell and category (the engine's collect stage
+    /// does, for every case): the duty table is not read a second time. An admission of
+    /// another category is not trusted: the router admits the case itself.
+    pub(crate) fn route_admitted(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
+        if admission.category != req.category {
+            return self.route(req);
+        }
+        self.route_with(req, admission)
+    }
+
+    fn route_with(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
         let mut book = self.cases.lock(req.case);
-        let record = book.get(&req.case).copied().unwrap_or_default();
+        let none = CaseRecord::default();
+        let record = book.get(&req.case).unwrap_or(&none);
         if let Some(worker) = record.worker() {
             return Err(RoutingError::AlreadyAssigned {
                 case: req.case,
                 worker,
             });
         }
-        let decision = self.decide(req, admission, &record)?;
+        let decision = self.decide(req, admission, record)?;
         if let Some(w) = decision.worker() {
             book.entry(req.case).or_default().set_worker(Some(w));
         }
@@ -637,7 +661,7 @@ impl Router {
         let admission = self.admit(req)?;
         let mut book = self.cases.lock(req.case);
         let mut record = match book.get(&req.case) {
-            Some(r) if r.worker() == Some(worker) => *r,
+            Some(r) if r.worker() == Some(worker) => r.clone(),
             _ => {
                 return Err(RoutingError::NotHolding {
                     case: req.case,
@@ -714,7 +738,7 @@ impl Router {
         }
         let admission = self.admit(req)?;
         let mut book = self.cases.lock(req.case);
-        let record = book.get(&req.case).copied().unwrap_or_default();
+        let record = book.get(&req.case).cloned().unwrap_or_default();
         if let Some(holder) = record.worker() {
             return Err(RoutingError::AlreadyAssigned {
                 case: req.case,
