@@ -111,6 +111,18 @@ impl Port {
             .map(|_| true)
     }
 
+    /// [`Port::assign_to`] without override, for a case whose admission collect found.
+    pub(crate) fn assign_admitted(
+        &self,
+        req: &Req,
+        worker: WorkerId,
+        admission: Admission,
+    ) -> Result<bool, RoutingError> {
+        self.router
+            .assign_admitted(&Port::request(req), worker, admission)
+            .map(|_| true)
+    }
+
     /// The cases reached a terminal state: the router drops what it keeps on them.
     pub(crate) fn forget(&self, cases: &[u64]) {
         for &case in cases {

@@ -737,6 +737,32 @@ impl Router {
             return Err(RoutingError::EmptyReason);
         }
         let admission = self.admit(req)?;
+        self.assign_with(req, worker, override_reason, admission)
+    }
+
+    /// [`Router::assign_to`] for a case whose admission the caller has just found with
+    /// [`City::admit`] for the request's cell and category; one of another category is not
+    /// trusted.
+    pub(crate) fn assign_admitted(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
+        if admission.category != req.category {
+            return self.assign_to(req, worker, None);
+        }
+        self.check_worker(worker)?;
+        self.assign_with(req, worker, None, admission)
+    }
+
+    fn assign_with(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+        override_reason: Option<&str>,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
         let mut book = self.cases.lock(req.case);
         let record = book.get(&req.case).cloned().unwrap_or_default();
         if let Some(holder) = record.worker() {
@@ -769,13 +795,18 @@ impl Router {
     /// community's own people, or the street office's force for the category's platform).
     /// False for ids outside the city and for referred cases.
     pub fn may_take(&self, worker: WorkerId, cell: CellId, category: CategoryId) -> bool {
+        self.city
+            .admit(cell, category)
+            .is_ok_and(|admission| self.may_take_admitted(worker, admission))
+    }
+
+    /// [`Router::may_take`] for a case whose admission the caller has found with
+    /// [`City::admit`].
+    pub(crate) fn may_take_admitted(&self, worker: WorkerId, admission: Admission) -> bool {
         let (Some(&force), Some(info)) = (
             self.force_of.get(worker.index()),
-            self.categories.get(category.index()),
+            self.categories.get(admission.category.index()),
         ) else {
-            return false;
-        };
-        let Ok(admission) = self.city.admit(cell, category) else {
             return false;
         };
         holder_force(admission.holder, info.platform) == Some(force)
