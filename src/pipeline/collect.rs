@@ -390,3 +390,49 @@ pub(crate) fn close_merged(id: u64, rec: &mut Rec, now: Timestamp, out: &mut Out
         out.finished.push(id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::demo::demo_city;
+
+    #[test]
+    fn a_bucket_holds_one_case_in_place_and_more_in_a_list() {
+        let e = |id| Entry {
+            id,
+            at: 0,
+            location: Location::new(120.0, 36.0).unwrap(),
+        };
+        let mut b = Bucket::One(e(1));
+        assert_eq!(b.entries().len(), 1);
+        b.push(e(2));
+        b.push(e(3));
+        let ids = |b: &Bucket| b.entries().iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&b), [1, 2, 3]);
+        assert!(b.retain(|e| e.id != 2));
+        assert_eq!(ids(&b), [1, 3]);
+        assert!(!b.retain(|_| false));
+        assert!(!Bucket::One(e(1)).retain(|e| e.id != 1));
+        assert!(Bucket::One(e(1)).retain(|e| e.id != 9));
+    }
+
+    #[test]
+    fn duplicates_are_found_until_their_case_is_removed() {
+        let city = demo_city();
+        let mut d = Dedupe::new(&city, 30.0, Duration::from_secs(3600));
+        let [lon, lat, ..] = city.grid().bounds();
+        let p = Location::new(lon + 0.01, lat + 0.01).unwrap();
+        let near = Location::new(lon + 0.01 + 0.0001, lat + 0.01).unwrap();
+        let far = Location::new(lon + 0.02, lat + 0.01).unwrap();
+        d.insert(3, p, 1_000, 10);
+        d.insert(3, near, 2_000, 11);
+        assert_eq!(d.find(3, near, 2_500), Some(10), "the oldest open case");
+        assert_eq!(d.find(4, near, 2_500), None, "another category");
+        assert_eq!(d.find(3, far, 2_500), None, "too far");
+        d.remove(&[(10, 3, p)]);
+        assert_eq!(d.find(3, near, 2_500), Some(11));
+        d.remove(&[(11, 3, near)]);
+        assert_eq!(d.find(3, near, 2_500), None);
+        assert!(d.map.is_empty());
+    }
+}

@@ -130,3 +130,27 @@ impl Port {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::demo::demo_city;
+    use crate::routing::RouterConfig;
+    use std::sync::Arc;
+
+    #[test]
+    fn admissions_are_taken_by_the_batch_they_were_left_for_only() {
+        let city = Arc::new(demo_city());
+        let cell = CellId(0);
+        let admission = city.admit(cell, CategoryId(0)).unwrap();
+        let port = Port::new(Router::new(city, RouterConfig::default()).unwrap());
+        port.hand_over(vec![(5, admission), (6, admission)]);
+        port.hand_over(vec![(7, admission)]);
+        assert!(port.take_admitted(&[7]).is_none(), "not the oldest batch");
+        assert!(port.take_admitted(&[5]).is_none(), "not the whole batch");
+        assert!(port.take_admitted(&[5, 9]).is_none(), "another case");
+        assert_eq!(port.take_admitted(&[5, 6]).map(|a| a.len()), Some(2));
+        assert_eq!(port.take_admitted(&[7]).map(|a| a.len()), Some(1));
+        assert!(port.take_admitted(&[7]).is_none(), "taken once");
+    }
+}

@@ -139,6 +139,14 @@ impl Hasher for IdHasher {
 
 type Shard = HashMap<CaseId, CaseRecord, BuildHasherDefault<IdHasher>>;
 
+/// The shard of a case: its block's, so that a batch of consecutive cases takes few
+/// locks. Other bits of the mix than the table's tag bits, which would otherwise be alike
+/// for every record of a shard.
+#[inline]
+fn shard_of(case: CaseId) -> usize {
+    (mix(case.0).rotate_left(29) >> (64 - SHARD_BITS)) as usize
+}
+
 /// Shards of case records.
 #[derive(Debug)]
 pub(crate) struct CaseBook {
@@ -161,9 +169,7 @@ impl CaseBook {
     /// The shard of `case`, locked.
     #[inline]
     pub(crate) fn lock(&self, case: CaseId) -> MutexGuard<'_, Shard> {
-        // The block's shard: a batch of consecutive cases takes few locks.
-        let k = (mix(case.0).rotate_left(29) >> (64 - SHARD_BITS)) as usize;
-        self.shards[k].lock()
+        self.shards[shard_of(case)].lock()
     }
 
     /// Every record, shard by shard (each shard locked while it is read).
@@ -202,6 +208,56 @@ mod tests {
             "the record holds 16 returners"
         );
         assert_eq!(r.returners().len(), usize::from(MAX_RETURNS));
+    }
+
+    fn hash(id: u64) -> u64 {
+        let mut h = IdHasher::default();
+        h.write_u64(id);
+        h.finish()
+    }
+
+    #[test]
+    fn consecutive_ids_share_a_shard_and_a_run_of_slots() {
+        for block in [0u64, 1, 77, 1 << 40] {
+            let ids: Vec<u64> = (0..256).map(|i| (block << BLOCK_BITS) + i).collect();
+            let shard = shard_of(CaseId(ids[0]));
+            assert!(ids.iter().all(|&id| shard_of(CaseId(id)) == shard));
+            // The block's 256 ids fill 256 different slots of one aligned run.
+            let high: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) >> 8).collect();
+            assert_eq!(high.len(), 1);
+            let low: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) & 0xff).collect();
+            assert_eq!(low.len(), 256);
+        }
+    }
+
+    #[test]
+    fn strided_ids_still_spread_over_slots_tags_and_shards() {
+        for stride in [1u64 << 8, 1 << 10, 1 << 16, 1000] {
+            let ids: Vec<u64> = (0..4096).map(|i| i * stride).collect();
+            let slots: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) & 0xfff).collect();
+            assert!(slots.len() > 2000, "stride {stride}: {} slots", slots.len());
+            let tags: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) >> 57).collect();
+            assert_eq!(tags.len(), 128, "stride {stride}");
+            let shards: std::collections::HashSet<usize> =
+                ids.iter().map(|&id| shard_of(CaseId(id))).collect();
+            assert_eq!(shards.len(), 1 << SHARD_BITS, "stride {stride}");
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_returners_out_of_line_only_once_returned() {
+        let mut r = CaseRecord::default();
+        r.set_worker(Some(WorkerId(4)));
+        assert!(r.returners.is_none() && r.returners().is_empty() && !r.is_empty());
+        assert!(r.add_returner(WorkerId(4)));
+        r.set_worker(None);
+        assert_eq!(r.returners(), &[4]);
+        assert!(!r.is_empty());
+        assert!(std::mem::size_of::<CaseRecord>() <= 16);
     }
 
     #[test]
