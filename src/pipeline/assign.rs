@@ -6,7 +6,7 @@ use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
 use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
-use crate::city::{OrganId, UnitId, WorkerId};
+use crate::city::{Admission, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::routing::Outcome;
 use crossbeam_channel::Receiver;
@@ -84,6 +84,13 @@ fn settle(s: &Shared, mut out: Out) {
 /// Routes registered (`fresh`) or reopened cases of a batch.
 fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
     let now = s.now();
+    // What collect found of a fresh batch, in the batch's (increasing) order.
+    let admitted = if fresh {
+        s.port.take_admitted(ids).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut next = 0;
     let mut sorted;
     let ids = if ids.is_sorted() {
         ids
@@ -101,13 +108,23 @@ fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
         if rec.state != expected {
             return;
         }
-        if fresh && rec.flags & F_ON_SPOT != 0 && take_on_spot(s, id, rec, now, out) {
+        while admitted.get(next).is_some_and(|a| a.0 < id) {
+            next += 1;
+        }
+        let admission = admitted
+            .get(next)
+            .and_then(|&(a_id, a)| (a_id == id).then_some(a));
+        if fresh && rec.flags & F_ON_SPOT != 0 && take_on_spot(s, id, rec, admission, now, out) {
             return;
         }
         let Some(req) = s.req(id, rec) else { return };
+        let routed = match admission {
+            Some(a) => s.port.route_admitted(&req, a),
+            None => s.port.route(&req),
+        };
         // Only unknown ids make the router refuse, and collection checked them: on a
         // refusal the case stays where it is, for the center to see.
-        if let Ok(outcome) = s.port.route(&req) {
+        if let Ok(outcome) = routed {
             apply(s, id, rec, outcome, Action::Route, Actor::System, now, out);
         }
     });
@@ -163,17 +180,32 @@ pub(crate) fn apply(
 /// 随手办: the reporting worker takes the case at once if it is theirs to hold: they have
 /// a role the category needs and belong to the holder (their home cells lie in the holding
 /// community, or in the holding street office).
-fn take_on_spot(s: &Shared, id: u64, rec: &mut Rec, now: Timestamp, out: &mut Out) -> bool {
+fn take_on_spot(
+    s: &Shared,
+    id: u64,
+    rec: &mut Rec,
+    admission: Option<Admission>,
+    now: Timestamp,
+    out: &mut Out,
+) -> bool {
     let Reporter::Worker(w) = rec.reporter else {
         return false;
     };
-    if !may_hold(s, rec, w) {
+    let may = match admission {
+        Some(a) => s.port.router.may_take_admitted(w, a),
+        None => may_hold(s, rec, w),
+    };
+    if !may {
         return false;
     }
     let Some(req) = s.req(id, rec) else {
         return false;
     };
-    let Ok(claimed) = s.port.assign_to(&req, w, None) else {
+    let claimed = match admission {
+        Some(a) => s.port.assign_admitted(&req, w, a),
+        None => s.port.assign_to(&req, w, None),
+    };
+    let Ok(claimed) = claimed else {
         return false;
     };
     rec.worker = w.index() as u32;

@@ -34,12 +34,14 @@ impl std::fmt::Display for CaseId {
 /// No worker.
 const NOBODY: u32 = u32::MAX;
 
-/// What the router keeps on one case.
-#[derive(Debug, Clone, Copy)]
+/// What the router keeps on one case. Its returners live out of line: few cases are ever
+/// returned, and a small record keeps the shard tables small (a decision and a release
+/// each read one).
+#[derive(Debug, Clone)]
 pub(crate) struct CaseRecord {
     worker: u32,
     returned: u8,
-    returners: [u32; MAX_RETURNS as usize],
+    returners: Option<Box<[u32; MAX_RETURNS as usize]>>,
 }
 
 impl Default for CaseRecord {
@@ -47,7 +49,7 @@ impl Default for CaseRecord {
         CaseRecord {
             worker: NOBODY,
             returned: 0,
-            returners: [NOBODY; MAX_RETURNS as usize],
+            returners: None,
         }
     }
 }
@@ -66,7 +68,10 @@ impl CaseRecord {
     /// Everyone who returned the case, first returner first, each once.
     #[inline]
     pub(crate) fn returners(&self) -> &[u32] {
-        &self.returners[..usize::from(self.returned)]
+        match &self.returners {
+            Some(r) => &r[..usize::from(self.returned)],
+            None => &[],
+        }
     }
 
     /// Records a return by `w`; a worker who returned the case before is not counted again.
@@ -75,7 +80,11 @@ impl CaseRecord {
         if self.returners().contains(&w.0) {
             return true;
         }
-        match self.returners.get_mut(usize::from(self.returned)) {
+        let n = usize::from(self.returned);
+        let list = self
+            .returners
+            .get_or_insert_with(|| Box::new([NOBODY; MAX_RETURNS as usize]));
+        match list.get_mut(n) {
             Some(slot) => {
                 *slot = w.0;
                 self.returned += 1;
@@ -91,9 +100,24 @@ impl CaseRecord {
     }
 }
 
-/// A hasher for case ids: one multiply, so the hot path pays no SipHash. Case ids are
-/// chosen by the caller, so a hostile sequence could crowd one bucket chain; the shard is
-/// still bounded by the number of open cases.
+/// Mixes the high bits of a case id (all but the low [`BLOCK_BITS`]).
+#[inline]
+fn mix(id: u64) -> u64 {
+    let h = (id >> BLOCK_BITS).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 29)
+}
+
+/// Ids in blocks of this many bits' worth of consecutive numbers share their shard and a
+/// run of neighbouring table slots.
+const BLOCK_BITS: u32 = 8;
+
+/// A hasher for case ids. The engine numbers its cases consecutively and works on them in
+/// batches of consecutive ids, so an id's low bits stay its slot's low bits (scrambled
+/// within the block by the mixed high bits): a batch touches a few runs of adjacent slots
+/// instead of a cache line per case. The high bits, mixed, place the block and give the
+/// table's tag bits, so ids taken at any stride still spread. One multiply, so the hot
+/// path pays no SipHash; ids are chosen by the caller, so a hostile sequence could crowd
+/// one bucket chain; the shard is still bounded by the number of open cases.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -107,12 +131,21 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        let h = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
+        let m = mix(v);
+        let low = (1u64 << BLOCK_BITS) - 1;
+        self.0 = (m & !low) | ((v ^ m) & low);
     }
 }
 
 type Shard = HashMap<CaseId, CaseRecord, BuildHasherDefault<IdHasher>>;
+
+/// The shard of a case: its block's, so that a batch of consecutive cases takes few
+/// locks. Other bits of the mix than the table's tag bits, which would otherwise be alike
+/// for every record of a shard.
+#[inline]
+fn shard_of(case: CaseId) -> usize {
+    (mix(case.0).rotate_left(29) >> (64 - SHARD_BITS)) as usize
+}
 
 /// Shards of case records.
 #[derive(Debug)]
@@ -136,15 +169,14 @@ impl CaseBook {
     /// The shard of `case`, locked.
     #[inline]
     pub(crate) fn lock(&self, case: CaseId) -> MutexGuard<'_, Shard> {
-        let k = (case.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize;
-        self.shards[k].lock()
+        self.shards[shard_of(case)].lock()
     }
 
     /// Every record, shard by shard (each shard locked while it is read).
     pub(crate) fn all(&self) -> Vec<(CaseId, CaseRecord)> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            out.extend(s.lock().iter().map(|(&k, &v)| (k, v)));
+            out.extend(s.lock().iter().map(|(&k, v)| (k, v.clone())));
         }
         out.sort_unstable_by_key(|&(k, _)| k);
         out
@@ -176,6 +208,56 @@ mod tests {
             "the record holds 16 returners"
         );
         assert_eq!(r.returners().len(), usize::from(MAX_RETURNS));
+    }
+
+    fn hash(id: u64) -> u64 {
+        let mut h = IdHasher::default();
+        h.write_u64(id);
+        h.finish()
+    }
+
+    #[test]
+    fn consecutive_ids_share_a_shard_and_a_run_of_slots() {
+        for block in [0u64, 1, 77, 1 << 40] {
+            let ids: Vec<u64> = (0..256).map(|i| (block << BLOCK_BITS) + i).collect();
+            let shard = shard_of(CaseId(ids[0]));
+            assert!(ids.iter().all(|&id| shard_of(CaseId(id)) == shard));
+            // The block's 256 ids fill 256 different slots of one aligned run.
+            let high: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) >> 8).collect();
+            assert_eq!(high.len(), 1);
+            let low: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) & 0xff).collect();
+            assert_eq!(low.len(), 256);
+        }
+    }
+
+    #[test]
+    fn strided_ids_still_spread_over_slots_tags_and_shards() {
+        for stride in [1u64 << 8, 1 << 10, 1 << 16, 1000] {
+            let ids: Vec<u64> = (0..4096).map(|i| i * stride).collect();
+            let slots: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) & 0xfff).collect();
+            assert!(slots.len() > 2000, "stride {stride}: {} slots", slots.len());
+            let tags: std::collections::HashSet<u64> =
+                ids.iter().map(|&id| hash(id) >> 57).collect();
+            assert_eq!(tags.len(), 128, "stride {stride}");
+            let shards: std::collections::HashSet<usize> =
+                ids.iter().map(|&id| shard_of(CaseId(id))).collect();
+            assert_eq!(shards.len(), 1 << SHARD_BITS, "stride {stride}");
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_returners_out_of_line_only_once_returned() {
+        let mut r = CaseRecord::default();
+        r.set_worker(Some(WorkerId(4)));
+        assert!(r.returners.is_none() && r.returners().is_empty() && !r.is_empty());
+        assert!(r.add_returner(WorkerId(4)));
+        r.set_worker(None);
+        assert_eq!(r.returners(), &[4]);
+        assert!(!r.is_empty());
+        assert!(std::mem::size_of::<CaseRecord>() <= 16);
     }
 
     #[test]

@@ -605,15 +605,39 @@ impl Router {
     /// request changes nothing.
     pub fn route(&self, req: &CaseRequest) -> Result<Decision, RoutingError> {
         let admission = self.admit(req)?;
+        self.route_with(req, admission)
+    }
+
+    /// [`Router::route`] for a case whose admission the caller has just found with
+    /// [`City::admit`] for the request's cell and category (the engine's collect stage
+    /// does, for every case): the duty table is not read a second time. An admission of
+    /// another category is not trusted: the router admits the case itself.
+    pub(crate) fn route_admitted(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
+        if admission.category != req.category {
+            return self.route(req);
+        }
+        self.route_with(req, admission)
+    }
+
+    fn route_with(
+        &self,
+        req: &CaseRequest,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
         let mut book = self.cases.lock(req.case);
-        let record = book.get(&req.case).copied().unwrap_or_default();
+        let none = CaseRecord::default();
+        let record = book.get(&req.case).unwrap_or(&none);
         if let Some(worker) = record.worker() {
             return Err(RoutingError::AlreadyAssigned {
                 case: req.case,
                 worker,
             });
         }
-        let decision = self.decide(req, admission, &record)?;
+        let decision = self.decide(req, admission, record)?;
         if let Some(w) = decision.worker() {
             book.entry(req.case).or_default().set_worker(Some(w));
         }
@@ -637,7 +661,7 @@ impl Router {
         let admission = self.admit(req)?;
         let mut book = self.cases.lock(req.case);
         let mut record = match book.get(&req.case) {
-            Some(r) if r.worker() == Some(worker) => *r,
+            Some(r) if r.worker() == Some(worker) => r.clone(),
             _ => {
                 return Err(RoutingError::NotHolding {
                     case: req.case,
@@ -713,8 +737,34 @@ impl Router {
             return Err(RoutingError::EmptyReason);
         }
         let admission = self.admit(req)?;
+        self.assign_with(req, worker, override_reason, admission)
+    }
+
+    /// [`Router::assign_to`] for a case whose admission the caller has just found with
+    /// [`City::admit`] for the request's cell and category; one of another category is not
+    /// trusted.
+    pub(crate) fn assign_admitted(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
+        if admission.category != req.category {
+            return self.assign_to(req, worker, None);
+        }
+        self.check_worker(worker)?;
+        self.assign_with(req, worker, None, admission)
+    }
+
+    fn assign_with(
+        &self,
+        req: &CaseRequest,
+        worker: WorkerId,
+        override_reason: Option<&str>,
+        admission: Admission,
+    ) -> Result<Decision, RoutingError> {
         let mut book = self.cases.lock(req.case);
-        let record = book.get(&req.case).copied().unwrap_or_default();
+        let record = book.get(&req.case).cloned().unwrap_or_default();
         if let Some(holder) = record.worker() {
             return Err(RoutingError::AlreadyAssigned {
                 case: req.case,
@@ -745,13 +795,18 @@ impl Router {
     /// community's own people, or the street office's force for the category's platform).
     /// False for ids outside the city and for referred cases.
     pub fn may_take(&self, worker: WorkerId, cell: CellId, category: CategoryId) -> bool {
+        self.city
+            .admit(cell, category)
+            .is_ok_and(|admission| self.may_take_admitted(worker, admission))
+    }
+
+    /// [`Router::may_take`] for a case whose admission the caller has found with
+    /// [`City::admit`].
+    pub(crate) fn may_take_admitted(&self, worker: WorkerId, admission: Admission) -> bool {
         let (Some(&force), Some(info)) = (
             self.force_of.get(worker.index()),
-            self.categories.get(category.index()),
+            self.categories.get(admission.category.index()),
         ) else {
-            return false;
-        };
-        let Ok(admission) = self.city.admit(cell, category) else {
             return false;
         };
         holder_force(admission.holder, info.platform) == Some(force)
