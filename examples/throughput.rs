@@ -82,7 +82,7 @@ struct Args {
     #[arg(long)]
     checkpoint: bool,
     /// With --journal: a snapshot by itself every this many records (0: never).
-    #[arg(long, default_value_t = 1 << 23)]
+    #[arg(long, default_value_t = 1 << 22)]
     checkpoint_every: u64,
     /// With --journal: at each checkpoint, move cases final for longer than this many
     /// seconds out of memory into archive files in DIR/archive.

@@ -66,7 +66,7 @@ impl Default for EngineConfig {
             max_clock_skew: Duration::from_secs(300),
             tick_every: Duration::from_secs(1),
             subscriber_buffer: 4096,
-            checkpoint_every: 1 << 23,
+            checkpoint_every: 1 << 22,
         }
     }
 }
