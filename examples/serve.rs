@@ -190,7 +190,11 @@ fn workers(engine: Arc<Engine>, stop: Arc<AtomicBool>) {
             };
             let command = match act {
                 Act::Accept(case, worker) => Command::Accept { case, worker },
-                Act::Return(case, worker) => Command::Return { case, worker },
+                Act::Return(case, worker) => Command::Return {
+                    case,
+                    worker,
+                    reason: Some("不属于本人职责".into()),
+                },
                 Act::Resolve(case, worker) => Command::Resolve { case, worker },
                 Act::Verify(case) => Command::Verify {
                     case,

@@ -331,7 +331,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
                         CaseState::Dispatched => {
                             let Some(worker) = c.worker else { continue };
                             if rng.unit() < args.return_rate {
-                                commands.push(Command::Return { case, worker });
+                                commands.push(Command::Return {
+                                    case,
+                                    worker,
+                                    reason: None,
+                                });
                                 returns += 1;
                             } else {
                                 commands.push(Command::Accept { case, worker });

@@ -387,7 +387,11 @@ pub fn run(
                 Act::AcceptOrReturn(worker) => {
                     if act_rng.below(100) < 4 {
                         people[worker.index()].returned += 1;
-                        Command::Return { case, worker }
+                        Command::Return {
+                            case,
+                            worker,
+                            reason: Some("不属于本人职责".into()),
+                        }
                     } else {
                         Command::Accept { case, worker }
                     }

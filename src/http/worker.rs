@@ -165,12 +165,12 @@ pub(crate) async fn act(
         let body = json_body(body)?;
         let command = match action.as_str() {
             "accept" => Command::Accept { case, worker: w },
-            "return" => {
-                // The reason is required of the worker; the engine's return carries none,
-                // so it is checked here and not stored.
-                reason(&body)?;
-                Command::Return { case, worker: w }
-            }
+            "return" => Command::Return {
+                case,
+                worker: w,
+                // Required of a worker over HTTP; kept in the case's notes.
+                reason: Some(reason(&body)?),
+            },
             "resolve" => Command::Resolve { case, worker: w },
             "verify" => Command::Verify {
                 case,

@@ -346,7 +346,12 @@ impl Rec {
     }
 
     pub(crate) fn note(&mut self, texts: &Texts, text: &str) {
-        let index = self.history.len().saturating_sub(1) as u32;
+        self.note_at(texts, self.history.len().saturating_sub(1), text);
+    }
+
+    /// A note on the entry `index` of the history.
+    pub(crate) fn note_at(&mut self, texts: &Texts, index: usize, text: &str) {
+        let index = index as u32;
         let notes = &mut self.extra.get_or_insert_with(Box::default).notes;
         notes.reserve_exact(1);
         notes.push((index, texts.intern(text)));

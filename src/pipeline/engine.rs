@@ -190,6 +190,8 @@ pub enum Command {
         case: CaseId,
         /// The worker.
         worker: WorkerId,
+        /// Why, if the worker said (kept in the case's notes).
+        reason: Option<String>,
     },
     /// The worker reports the case handled.
     Resolve {
@@ -1231,7 +1233,11 @@ impl Engine {
     /// # Errors
     /// As [`Engine::accept`] (dispatched or accepted cases only).
     pub fn return_case(&self, case: CaseId, worker: WorkerId) -> Result<CaseState, LifecycleError> {
-        self.execute(&Command::Return { case, worker })
+        self.execute(&Command::Return {
+            case,
+            worker,
+            reason: None,
+        })
     }
 
     /// The worker reports the case handled.
@@ -1546,7 +1552,9 @@ fn command(
 ) -> Result<CaseState, LifecycleError> {
     match c {
         Command::Accept { worker, .. } => handle::accept(s, id, rec, *worker, now, out),
-        Command::Return { worker, .. } => handle::return_case(s, id, rec, *worker, now, out),
+        Command::Return { worker, reason, .. } => {
+            handle::return_case(s, id, rec, *worker, reason.as_deref(), now, out)
+        }
         Command::Resolve { worker, .. } => handle::resolve(s, id, rec, *worker, now, out),
         Command::Dispatch {
             worker,

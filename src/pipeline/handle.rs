@@ -96,10 +96,16 @@ pub(crate) fn return_case(
     id: u64,
     rec: &mut Rec,
     worker: WorkerId,
+    why: Option<&str>,
     now: Timestamp,
     out: &mut Out,
 ) -> Result<CaseState, LifecycleError> {
     check_worker(id, rec, Action::Return, worker)?;
+    if let Some(text) = why {
+        reason(id, Action::Return, text)?;
+    }
+    // The note goes with the return's own entry, the first the command makes.
+    let at = rec.history.len();
     let req = s
         .req(id, rec)
         .ok_or(illegal(id, Action::Return, rec.state))?;
@@ -115,7 +121,7 @@ pub(crate) fn return_case(
     })?;
     rec.returns = rec.returns.saturating_add(1);
     out.freed.push(worker);
-    Ok(apply(
+    let state = apply(
         s,
         id,
         rec,
@@ -124,7 +130,11 @@ pub(crate) fn return_case(
         Actor::Worker(worker),
         now,
         out,
-    ))
+    );
+    if let Some(text) = why {
+        rec.note_at(&s.texts, at, text);
+    }
+    Ok(state)
 }
 
 pub(crate) fn resolve(

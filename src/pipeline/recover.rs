@@ -243,7 +243,12 @@ impl Replayer<'_> {
                         extend_ms: duration_ms(by),
                         ..Detail::default()
                     },
-                    Command::Suspend { reason, .. } | Command::Reopen { reason, .. } => Detail {
+                    Command::Suspend { reason, .. }
+                    | Command::Reopen { reason, .. }
+                    | Command::Return {
+                        reason: Some(reason),
+                        ..
+                    } => Detail {
                         note: Some(reason),
                         ..Detail::default()
                     },
@@ -334,6 +339,7 @@ fn fold(s: &Shared, rec: &mut Rec, seq: u32, detail: Option<&Detail>) {
         Action::Route | Action::Return | Action::AcceptTimeout | Action::ManualDispatch => {
             if t.action() == Action::Return {
                 rec.returns = rec.returns.saturating_add(1);
+                note(rec);
             }
             rec.flags &= !F_UNCLAIMED;
             let organs = rec

@@ -26,9 +26,10 @@
 //!   the engine's time
 //!   `u64`, case `u64`, the index in the case's history of the first transition it made
 //!   `u32`, kind `u8` (accept, return, resolve, verify, close, reopen, dispatch, extend,
-//!   suspend, resume: 0 to 9), then by kind: a worker `u32`; a verifier (kind `u8`, id
-//!   `u32`) and passed `u8`; a verdict `u8` (0 for none); a text; a worker, a flag `u8`
-//!   and a text; milliseconds `u64` and a text. A text is a length `u32` and its UTF-8
+//!   suspend, resume: 0 to 9), then by kind: a worker `u32` (a return: then a flag `u8`
+//!   and a text, its reason); a verifier (kind `u8`, id `u32`) and passed `u8`; a verdict
+//!   `u8` (0 for none); a text; a worker, a flag `u8` and a text; milliseconds `u64` and a
+//!   text. A text is a length `u32` and its UTF-8
 //!   bytes. Journaled just before the batch's transitions.
 //! - tag 5, **worker status**: worker `u32`, status `u8` (on duty, busy, off duty: 0 to
 //!   2), set through the engine.
@@ -125,10 +126,10 @@ pub(crate) fn put_text(buf: &mut Vec<u8>, text: &str) {
 pub(crate) fn has_detail(c: &Command) -> bool {
     match c {
         Command::Extend { .. } | Command::Suspend { .. } | Command::Reopen { .. } => true,
+        Command::Return { reason, .. } => reason.is_some(),
         Command::Dispatch { over_capacity, .. } => over_capacity.is_some(),
         Command::Close { satisfaction, .. } => satisfaction.is_some(),
         Command::Accept { .. }
-        | Command::Return { .. }
         | Command::Resolve { .. }
         | Command::Verify { .. }
         | Command::Resume { .. } => false,
@@ -148,9 +149,13 @@ pub(crate) fn encode_command(buf: &mut Vec<u8>, now: Timestamp, seq: u32, c: &Co
             buf.push(0);
             worker(buf, w);
         }
-        Command::Return { worker: w, .. } => {
+        Command::Return {
+            worker: w, reason, ..
+        } => {
             buf.push(1);
             worker(buf, w);
+            buf.push(u8::from(reason.is_some()));
+            put_text(buf, reason.as_deref().unwrap_or_default());
         }
         Command::Resolve { worker: w, .. } => {
             buf.push(2);
@@ -383,10 +388,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                     case,
                     worker: WorkerId(r.u32()?),
                 },
-                1 => Command::Return {
-                    case,
-                    worker: WorkerId(r.u32()?),
-                },
+                1 => {
+                    let worker = WorkerId(r.u32()?);
+                    let given = r.flag()?;
+                    let text = r.text()?;
+                    Command::Return {
+                        case,
+                        worker,
+                        reason: given.then_some(text),
+                    }
+                }
                 2 => Command::Resolve {
                     case,
                     worker: WorkerId(r.u32()?),
@@ -635,6 +646,7 @@ mod tests {
                     (CaseState::Dispatched, Some(worker)) if pick == 0 => Command::Return {
                         case: case.id,
                         worker,
+                        reason: (rng.below(2) == 0).then(|| "不属于本人职责".to_string()),
                     },
                     (CaseState::Dispatched, Some(worker)) => Command::Accept {
                         case: case.id,
@@ -1196,7 +1208,16 @@ mod tests {
         let (case, worker) = (CaseId(7), WorkerId(3));
         let commands = [
             Command::Accept { case, worker },
-            Command::Return { case, worker },
+            Command::Return {
+                case,
+                worker,
+                reason: None,
+            },
+            Command::Return {
+                case,
+                worker,
+                reason: Some("不属于本人职责".into()),
+            },
             Command::Resolve { case, worker },
             Command::Verify {
                 case,

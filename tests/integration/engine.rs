@@ -145,6 +145,7 @@ fn only_the_dispatched_worker_may_act_and_the_resolver_never_verifies() {
         Command::Return {
             case: id,
             worker: other,
+            reason: Some("不属于本人职责".into()),
         },
     ] {
         assert!(
@@ -268,7 +269,11 @@ const KINDS: usize = 10;
 fn command(kind: usize, case: CaseId, worker: WorkerId) -> Command {
     match kind {
         0 => Command::Accept { case, worker },
-        1 => Command::Return { case, worker },
+        1 => Command::Return {
+            case,
+            worker,
+            reason: None,
+        },
         2 => Command::Resolve { case, worker },
         3 => Command::Verify {
             case,
@@ -936,4 +941,34 @@ fn threads_submitting_and_handling_at_once_lose_nothing() {
             .unwrap();
         assert_eq!(st.load, 0, "every slot given back");
     }
+}
+
+/// A return's reason is kept with the return's own entry in the history; a blank one is
+/// refused and changes nothing.
+#[test]
+fn a_return_keeps_its_reason() {
+    let (engine, _clock) = engine();
+    let (id, worker) = dispatched(&engine, "ZF-02", 0);
+    let before = engine.case(id).expect("stored");
+    let blank = engine.execute(&Command::Return {
+        case: id,
+        worker,
+        reason: Some("  ".into()),
+    });
+    assert!(
+        matches!(blank, Err(LifecycleError::EmptyReason { .. })),
+        "{blank:?}"
+    );
+    assert_eq!(engine.case(id).expect("stored"), before, "nothing changed");
+    engine
+        .execute(&Command::Return {
+            case: id,
+            worker,
+            reason: Some("不在本人网格".into()),
+        })
+        .expect("returned");
+    let case = engine.case(id).expect("stored");
+    let at = before.history.len();
+    assert_eq!(case.history[at].action(), Action::Return);
+    assert_eq!(case.notes, vec![(at, "不在本人网格".to_string())]);
 }
