@@ -40,15 +40,20 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-target/debug/examples/serve --addr 127.0.0.1:0 --api-key smoke-key --center-key smoke-op \
-    --tokens "$tmp/tokens.csv" --rate 5 > "$tmp/serve.out" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-    grep -q '^listening on ' "$tmp/serve.out" 2> /dev/null && break
-    sleep 0.1
-done
-base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
-[ -n "$base" ] || { echo "serve did not start:"; cat "$tmp/serve.out"; exit 1; }
+# Starts serve on a free loopback port with the given options; sets pid and base.
+start() {
+    : > "$tmp/serve.out"
+    target/debug/examples/serve --addr 127.0.0.1:0 --api-key smoke-key --center-key smoke-op \
+        "$@" > "$tmp/serve.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening on ' "$tmp/serve.out" 2> /dev/null && break
+        sleep 0.1
+    done
+    base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
+    [ -n "$base" ] || { echo "serve did not start:"; cat "$tmp/serve.out"; exit 1; }
+}
+start --tokens "$tmp/tokens.csv" --rate 5
 curl -fsS "$base/services.xml" | grep -q '<service_code>ZF-01</service_code>'
 id=$(curl -fsS -X POST "$base/requests.json" \
     --data-urlencode api_key=smoke-key --data-urlencode service_code=ZF-02 \
@@ -71,19 +76,7 @@ pid=""
 echo "http: smoke run passed (request $id filed, read back in JSON and XML)"
 
 step "smoke: a served engine on a journal, killed and restarted"
-start() {
-    : > "$tmp/serve.out"
-    target/debug/examples/serve --addr 127.0.0.1:0 --api-key smoke-key --center-key smoke-op \
-        --no-sim --journal "$tmp/journal" > "$tmp/serve.out" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 100); do
-        grep -q '^listening on ' "$tmp/serve.out" 2> /dev/null && break
-        sleep 0.1
-    done
-    base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
-    [ -n "$base" ] || { echo "serve did not start:"; cat "$tmp/serve.out"; exit 1; }
-}
-start
+start --no-sim --journal "$tmp/journal"
 id=$(curl -fsS -X POST "$base/requests.json" \
     --data-urlencode api_key=smoke-key --data-urlencode service_code=ZF-02 \
     --data-urlencode lat=36.12 --data-urlencode long=120.33 \
@@ -91,7 +84,7 @@ id=$(curl -fsS -X POST "$base/requests.json" \
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["service_request_id"])')
 kill -9 "$pid"
 wait "$pid" 2> /dev/null || true
-start
+start --no-sim --journal "$tmp/journal"
 grep -q 'recovered 1 cases' "$tmp/serve.out" || { echo "no recovery reported:"; cat "$tmp/serve.out"; exit 1; }
 curl -fsS "$base/requests/$id.json" |
     python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; assert r["description"]=="still there after a crash", r'

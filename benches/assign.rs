@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
+use wangge::rng::SplitMix64 as Rng;
 use wangge::{
     CaseId, CaseRequest, CategoryId, CellId, City, Decision, Found, Grid, Location, Outcome,
     Router, RouterConfig, WorkerId,
@@ -38,19 +39,6 @@ const POOL: usize = 1 << 16;
 const BUSY_FILL: f64 = 0.75;
 const SEED: u64 = 0x5EED_A551;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Uniform places in the grid (those outside it redrawn), random categories.
 fn cases(city: &City, n: usize) -> Vec<(CellId, CategoryId, Location)> {
     let mut rng = Rng(SEED);
@@ -59,7 +47,7 @@ fn cases(city: &City, n: usize) -> Vec<(CellId, CategoryId, Location)> {
     while out.len() < n {
         let p = Location::new(x0 + rng.unit() * (x1 - x0), y0 + rng.unit() * (y1 - y0)).unwrap();
         if let Some(cell) = city.grid().locate(p) {
-            let k = (rng.next() % city.categories().len() as u64) as usize;
+            let k = (rng.next_u64() % city.categories().len() as u64) as usize;
             out.push((cell, CategoryId::from_index(k).unwrap(), p));
         }
     }
@@ -134,7 +122,7 @@ fn bench_city(c: &mut Criterion, name: &str, city: Arc<City>) {
     group.bench_function("route_with_position_updates", |b| {
         b.iter(|| {
             route_release(&router, &mut cases, |location| {
-                let w = WorkerId::from_index((rng.next() % workers as u64) as usize).unwrap();
+                let w = WorkerId::from_index((rng.next_u64() % workers as u64) as usize).unwrap();
                 router.set_position(w, location).unwrap();
             })
         })

@@ -17,6 +17,7 @@ use wangge::config::MAX_CAPACITY;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::pipeline::{CaseBrief, Reporter};
+use wangge::rng::SplitMix64 as Rng;
 use wangge::{
     CaseState, CategoryId, City, Command, Engine, Grid, LifecycleError, Location, Report, SimClock,
     Source, Timestamp, Verifier, WorkerId,
@@ -30,19 +31,6 @@ const WORKERS: usize = 2_000;
 const BATCH: usize = 4096;
 const T0: u64 = 1_764_460_800_000;
 const SEED: u64 = 0x5EED_A551;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn city() -> Arc<City> {
     let side = ((CELLS as f64 / 0.86).sqrt().ceil() as usize).max(8);
@@ -77,7 +65,7 @@ fn reports(city: &City, rng: &mut Rng) -> Vec<Report> {
         .map(|_| {
             let p =
                 Location::new(x0 + rng.unit() * (x1 - x0), y0 + rng.unit() * (y1 - y0)).unwrap();
-            let k = (rng.next() % city.categories().len() as u64) as usize;
+            let k = (rng.next_u64() % city.categories().len() as u64) as usize;
             Report::new(
                 Source::Hotline,
                 CategoryId::from_index(k).unwrap(),

@@ -38,6 +38,7 @@ use std::time::Instant;
 use wangge::city::MandatoryOrgan;
 use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
+use wangge::rng::SplitMix64 as Rng;
 use wangge::routing::DecisionRecord;
 use wangge::{
     CaseId, CaseRequest, CategoryId, City, Decision, Found, Grid, Holder, Location, Outcome,
@@ -93,24 +94,6 @@ struct Report {
     city_build_ms: f64,
     router_build_ms: f64,
     violations: usize,
-}
-
-/// SplitMix64: the cases are the same for a seed on every machine.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// A case a worker holds now, and everyone who returned it (our own count, not the

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wangge::http::{Access, random_key, router};
 use wangge::pipeline::{Notice, Satisfaction, Verifier};
+use wangge::rng::SplitMix64 as Rng;
 use wangge::{
     CaseId, CaseState, CellId, City, Command, Engine, Location, Report, Source, WorkerId,
 };
@@ -69,27 +70,6 @@ struct Args {
     /// Concurrent clients of the measurement.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-}
-
-/// SplitMix64: enough for arrivals and delays.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn secs(&mut self, lo: f64, hi: f64) -> Duration {
-        Duration::from_secs_f64(lo + (hi - lo) * self.unit())
-    }
 }
 
 /// A point inside `cell` (rejection sampling in its bounds).
@@ -162,19 +142,19 @@ fn workers(engine: Arc<Engine>, stop: Arc<AtomicBool>) {
             let now = Instant::now();
             let next = match (t.to(), t.worker()) {
                 (CaseState::Dispatched, Some(w)) if rng.below(10) == 0 => {
-                    Some((rng.secs(2.0, 10.0), Act::Return(e.case, w)))
+                    Some((secs(&mut rng, 2.0, 10.0), Act::Return(e.case, w)))
                 }
                 (CaseState::Dispatched, Some(w)) => {
-                    Some((rng.secs(2.0, 20.0), Act::Accept(e.case, w)))
+                    Some((secs(&mut rng, 2.0, 20.0), Act::Accept(e.case, w)))
                 }
                 (CaseState::Accepted, Some(w)) => {
                     if let Some(c) = engine.case(e.case) {
                         let _ = engine.router().set_position(w, c.location);
                     }
-                    Some((rng.secs(20.0, 120.0), Act::Resolve(e.case, w)))
+                    Some((secs(&mut rng, 20.0, 120.0), Act::Resolve(e.case, w)))
                 }
-                (CaseState::Resolved, _) => Some((rng.secs(3.0, 15.0), Act::Verify(e.case))),
-                (CaseState::Verified, _) => Some((rng.secs(1.0, 5.0), Act::Close(e.case))),
+                (CaseState::Resolved, _) => Some((secs(&mut rng, 3.0, 15.0), Act::Verify(e.case))),
+                (CaseState::Verified, _) => Some((secs(&mut rng, 1.0, 5.0), Act::Close(e.case))),
                 _ => None,
             };
             if let Some((after, act)) = next {
@@ -451,4 +431,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("shut down with {} cases: {:?}", snap.cases, snap.by_state);
         Ok::<(), Box<dyn Error>>(())
     })
+}
+
+/// A delay uniform between `lo` and `hi` seconds.
+fn secs(rng: &mut Rng, lo: f64, hi: f64) -> Duration {
+    Duration::from_secs_f64(rng.range(lo, hi))
 }

@@ -45,6 +45,7 @@ use wangge::demo::demo_config_with_workers;
 use wangge::generate::{self, CityParams};
 use wangge::journal::{FileJournal, JournalOptions, SyncPolicy};
 use wangge::pipeline::{CaseBrief, Reporter, is_legal_move, is_legal_start};
+use wangge::rng::SplitMix64 as Rng;
 use wangge::{
     CaseId, CaseState, City, Command, Engine, EngineConfig, Grid, LifecycleError, Location,
     Priority, Report, Satisfaction, SimClock, Source, Timestamp, Verifier, WorkerId,
@@ -136,24 +137,6 @@ struct Out {
     checkpoint_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     archived_cases: Option<u64>,
-}
-
-/// SplitMix64: the same run for the same arguments on every machine.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const BATCH: usize = 4096;

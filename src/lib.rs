@@ -137,7 +137,7 @@ pub mod grid;
 pub mod http;
 pub mod journal;
 pub mod pipeline;
-mod rng;
+pub mod rng;
 pub mod routing;
 
 pub use clock::{Clock, SimClock, SystemClock, Timestamp};

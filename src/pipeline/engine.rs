@@ -49,7 +49,9 @@ pub struct EngineConfig {
     pub subscriber_buffer: usize,
     /// With a journal: the engine writes a snapshot by itself (see
     /// [`Engine::checkpoint`]) once this many records have been appended since the last
-    /// one, so that recovery stays bounded as the journal grows. 0: only when asked.
+    /// one, or eight per case the last one held if that is more (a snapshot costs in
+    /// proportion to its cases), so that recovery stays bounded as the journal grows.
+    /// 0: only when asked.
     pub checkpoint_every: u64,
 }
 
@@ -392,6 +394,8 @@ pub(crate) struct Shared {
     pub(crate) journal: Option<Mutex<super::wal::Sink>>,
     /// The journal position the latest snapshot covers.
     pub(crate) last_checkpoint: AtomicU64,
+    /// The cases the latest snapshot held (archived ones not counted).
+    pub(crate) last_checkpoint_cases: AtomicU64,
     /// Closed cases moved out of the store.
     pub(crate) archive: super::archive::Archive,
     /// Held by a test to stop the collect stage where it stands.
@@ -646,6 +650,7 @@ impl EngineBuilder {
             finished: AtomicU64::new(0),
             journal: None,
             last_checkpoint: AtomicU64::new(0),
+            last_checkpoint_cases: AtomicU64::new(0),
             archive: super::archive::Archive::new(
                 self.archive.as_ref().map(|(d, _)| d.clone()),
                 self.archive
@@ -677,6 +682,9 @@ impl EngineBuilder {
                 shared
                     .last_checkpoint
                     .store(report.snapshot.unwrap_or(0), Ordering::Relaxed);
+                shared
+                    .last_checkpoint_cases
+                    .store(report.snapshot_cases, Ordering::Relaxed);
                 shared.journal = Some(Mutex::new(super::wal::Sink::new(j)));
                 (Some(report), resume)
             }
@@ -1510,6 +1518,12 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
     journal.install_snapshot(staged)?;
     let compaction = journal.compact()?;
     s.last_checkpoint.store(covers, Ordering::Relaxed);
+    s.last_checkpoint_cases.store(
+        s.next_id
+            .load(Ordering::Relaxed)
+            .saturating_sub(s.archive.len()),
+        Ordering::Relaxed,
+    );
     Ok(Checkpoint {
         covers,
         bytes: state.len() as u64,
@@ -1520,6 +1534,9 @@ fn checkpoint(s: &Shared, intake: &Intake) -> Result<Checkpoint, EngineError> {
 
 /// The checkpoint thread: looks once a second whether enough has been journaled since the
 /// last snapshot.
+/// Journal records per case held at the latest snapshot before the next automatic one.
+const PER_CASE: u64 = 8;
+
 fn run_checkpointer(s: &Shared, intake: &Intake, stop: &crossbeam_channel::Receiver<()>) {
     let every = s.config.checkpoint_every;
     loop {
@@ -1531,7 +1548,15 @@ fn run_checkpointer(s: &Shared, intake: &Intake, stop: &crossbeam_channel::Recei
             return;
         };
         let next = sink.lock().journal().next_position();
-        if next.saturating_sub(s.last_checkpoint.load(Ordering::Relaxed)) < every {
+        // A snapshot costs in proportion to the cases it holds: waiting for eight records
+        // per case keeps that cost a fixed share of the work, and replay after it no
+        // longer than loading it.
+        let due = every.max(
+            s.last_checkpoint_cases
+                .load(Ordering::Relaxed)
+                .saturating_mul(PER_CASE),
+        );
+        if next.saturating_sub(s.last_checkpoint.load(Ordering::Relaxed)) < due {
             continue;
         }
         // A failure leaves the journal whole: the next look tries again.

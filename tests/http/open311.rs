@@ -77,15 +77,7 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
     let s = Server::start().await;
     let city = s.engine.city();
 
-    let d: serde_json::Value = s
-        .client
-        .get(s.url("/discovery.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: serde_json::Value = s.get_json("/discovery.json").await;
     let ep = &d["endpoints"][0];
     assert_eq!(ep["specification"], "http://wiki.open311.org/GeoReport_v2");
     assert!(
@@ -97,15 +89,7 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
     );
 
     // The catalogue, both ways: one service per category, codes and groups as the city has them.
-    let json: serde_json::Value = s
-        .client
-        .get(s.url("/services.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json: serde_json::Value = s.get_json("/services.json").await;
     let want: Vec<(String, String)> = city
         .categories()
         .iter()
@@ -123,7 +107,7 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
         })
         .collect();
     assert_eq!(got, want);
-    let xml = s.client.get(s.url("/services.xml")).send().await.unwrap();
+    let xml = s.get("/services.xml").await;
     assert_eq!(xml.headers()["content-type"], "text/xml; charset=utf-8");
     let items = xml_items(&xml.text().await.unwrap(), "services", "service");
     let got: Vec<(String, String)> = items
@@ -137,15 +121,7 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
             .all(|i| i["metadata"] == "false" && i["type"] == "realtime")
     );
 
-    let def = s
-        .client
-        .get(s.url("/services/ZF-02.xml"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let def = s.get_text("/services/ZF-02.xml").await;
     assert!(
         def.contains("<service_definition><service_code>ZF-02</service_code>"),
         "{def}"
@@ -181,24 +157,8 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
     let routed = s.wait_routed(wangge::CaseId(id.parse().unwrap())).await;
     assert_eq!(routed, "dispatched");
 
-    let json: serde_json::Value = s
-        .client
-        .get(s.url(&format!("/requests/{id}.json")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let xml = s
-        .client
-        .get(s.url(&format!("/requests/{id}.xml")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let json: serde_json::Value = s.get_json(&format!("/requests/{id}.json")).await;
+    let xml = s.get_text(&format!("/requests/{id}.xml")).await;
     let x = &xml_items(&xml, "service_requests", "request")[0];
     for field in [
         "service_request_id",
@@ -219,15 +179,7 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
     assert_eq!(json[0]["long"], 120.33);
     assert_eq!(x["lat"], "36.12");
     assert_eq!(x["detailed_status"], "dispatched");
-    let json: serde_json::Value = s
-        .client
-        .get(s.url(&format!("/requests/{id}.json")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json: serde_json::Value = s.get_json(&format!("/requests/{id}.json")).await;
     let agency = json[0]["agency_responsible"].as_str().unwrap();
     let case = s.engine.case(wangge::CaseId(id.parse().unwrap())).unwrap();
     let Ok(wangge::Holder::Street { street, organ }) = city
@@ -242,26 +194,9 @@ async fn a_generic_client_lists_files_and_reads_back_in_json_and_xml() {
         format!("{street}{}", city.organ(organ).unwrap().name)
     );
 
-    let t: serde_json::Value = s
-        .client
-        .get(s.url(&format!("/tokens/{id}.json")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: serde_json::Value = s.get_json(&format!("/tokens/{id}.json")).await;
     assert_eq!(t[0]["service_request_id"], id.as_str());
-    assert_error(
-        s.client
-            .get(s.url("/tokens/999999.json"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "unknown token",
-    )
-    .await;
+    assert_error(s.get("/tokens/999999.json").await, 404, "unknown token").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,12 +321,7 @@ async fn many_concurrent_clients_lose_no_report() {
     assert_eq!(distinct.len(), CLIENTS * EACH, "every report its own id");
     assert_eq!(s.engine.submitted(), (CLIENTS * EACH) as u64);
     for id in &ids {
-        let r = s
-            .client
-            .get(s.url(&format!("/requests/{}.json", id.0)))
-            .send()
-            .await
-            .unwrap();
+        let r = s.get(&format!("/requests/{}.json", id.0)).await;
         assert_eq!(r.status(), 200, "request {} lost", id.0);
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v[0]["service_request_id"], id.0.to_string());

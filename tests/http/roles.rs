@@ -132,29 +132,13 @@ async fn the_whole_loop_over_http() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(s.status(id).await, ("closed".into(), "closed".into()));
-    let xml = s
-        .client
-        .get(s.url(&format!("/requests/{}.xml", id.0)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let xml = s.get_text(&format!("/requests/{}.xml", id.0)).await;
     assert!(
         xml.contains("<status>closed</status>")
             && xml.contains("<detailed_status>closed</detailed_status>"),
         "{xml}"
     );
-    let closed: serde_json::Value = s
-        .client
-        .get(s.url("/requests.json?status=closed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let closed: serde_json::Value = s.get_json("/requests.json?status=closed").await;
     assert_eq!(closed[0]["service_request_id"], id.0.to_string());
     let case = s.engine.case(id).unwrap();
     let path: Vec<&str> = case.history.iter().map(|t| t.to().as_str()).collect();
@@ -292,42 +276,10 @@ async fn every_refusal_is_a_clear_4xx_that_changes_nothing() {
     );
     assert_eq!(s.engine.submitted(), 0, "no refused report was taken");
 
-    assert_error(
-        s.client
-            .get(s.url("/requests/424242.json"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "unknown request",
-    )
-    .await;
-    assert_error(
-        s.client
-            .get(s.url("/requests/abc.json"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "not an id",
-    )
-    .await;
-    assert_error(
-        s.client
-            .get(s.url("/services/NOPE.json"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "unknown service",
-    )
-    .await;
-    assert_error(
-        s.client.get(s.url("/nowhere")).send().await.unwrap(),
-        404,
-        "no such route",
-    )
-    .await;
+    assert_error(s.get("/requests/424242.json").await, 404, "unknown request").await;
+    assert_error(s.get("/requests/abc.json").await, 400, "not an id").await;
+    assert_error(s.get("/services/NOPE.json").await, 404, "unknown service").await;
+    assert_error(s.get("/nowhere").await, 404, "no such route").await;
     assert_error(
         s.client
             .delete(s.url("/services.json"))
@@ -486,16 +438,7 @@ async fn every_refusal_is_a_clear_4xx_that_changes_nothing() {
     )
     .await;
     assert_eq!(s.fingerprint(id), before, "no refusal moved the case");
-    assert_error(
-        s.client
-            .get(s.url("/center/snapshot"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "snapshot without key",
-    )
-    .await;
+    assert_error(s.get("/center/snapshot").await, 401, "snapshot without key").await;
 
     // The holder may, after all of that; a resolver may not verify their own work.
     assert_eq!(
@@ -619,12 +562,7 @@ async fn the_event_stream_tells_each_move() {
         }
         assert!(Instant::now() < until, "no dispatch event: {seen}");
     }
-    assert_error(
-        s.client.get(s.url("/center/events")).send().await.unwrap(),
-        401,
-        "stream without key",
-    )
-    .await;
+    assert_error(s.get("/center/events").await, 401, "stream without key").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
