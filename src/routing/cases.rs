@@ -156,9 +156,11 @@ pub(crate) struct CaseBook {
 const SHARD_BITS: u32 = 6;
 
 impl CaseBook {
-    /// A book whose shards together hold `expected` records before they grow.
+    /// A book whose shards together hold `expected` records before they grow. Ids come to
+    /// a shard a block at a time, so each has room for twice its share and two more whole
+    /// blocks.
     pub(crate) fn new(expected: usize) -> CaseBook {
-        let per = expected / (1 << SHARD_BITS) * 2 + 16;
+        let per = expected / (1 << SHARD_BITS) * 2 + (2 << BLOCK_BITS);
         CaseBook {
             shards: (0..1 << SHARD_BITS)
                 .map(|_| Mutex::new(Shard::with_capacity_and_hasher(per, Default::default())))
