@@ -22,12 +22,13 @@
 
 use super::case::{Extra, NONE32, Rec, Store, Texts};
 use super::engine::Shared;
-use super::lifecycle::{Actor, CaseState, Transition};
+use super::lifecycle::{CaseState, Transition};
 use super::recover::{Recovery, ReplayError};
 use super::wal::{
-    DecodeError, Reader, put_text, reporter_code, reporter_from, source_code, source_from,
+    DecodeError, Reader, known_reporter, known_workers, put_text, reporter_code, reporter_from,
+    source_code, source_from, status_code, status_from,
 };
-use super::{CaseId, Reporter, Satisfaction};
+use super::{CaseId, Satisfaction};
 use crate::city::{Priority, WorkerId};
 use crate::grid::Location;
 use crate::journal::Journal;
@@ -36,12 +37,6 @@ use std::sync::atomic::Ordering;
 
 const MAGIC: &[u8; 8] = b"WGENGINE";
 const VERSION: u32 = 2;
-
-const STATUSES: [WorkerStatus; 3] = [
-    WorkerStatus::OnDuty,
-    WorkerStatus::Busy,
-    WorkerStatus::OffDuty,
-];
 
 /// The engine's state as snapshot bytes, read case by case while the engine runs (see
 /// [`Engine::checkpoint`](super::Engine::checkpoint) for why that is consistent).
@@ -59,7 +54,7 @@ pub(crate) fn encode(s: &Shared) -> Vec<u8> {
         let (status, capacity) = router
             .worker_state(WorkerId(w as u32))
             .map_or((WorkerStatus::OffDuty, 1), |st| (st.status, st.capacity));
-        buf.push(STATUSES.iter().position(|&x| x == status).unwrap_or(2) as u8);
+        buf.push(status_code(status));
         buf.extend_from_slice(&capacity.to_le_bytes());
         buf.extend_from_slice(&t.to_le_bytes());
     }
@@ -162,9 +157,7 @@ fn decode(s: &Shared, bytes: &[u8]) -> Result<u64, DecodeError> {
     let mut last = Vec::with_capacity(workers);
     for w in 0..workers {
         let w = WorkerId(w as u32);
-        let status = *STATUSES
-            .get(usize::from(r.u8()?))
-            .ok_or(DecodeError("unknown worker status"))?;
+        let status = status_from(r.u8()?)?;
         let capacity = r.u32()?;
         last.push(r.u64()?);
         router
@@ -214,15 +207,8 @@ pub(crate) fn read_case(
         && within(rec.worker, workers)
         && within(rec.resolver, workers)
         && within(rec.organ, s.city.organs().len())
-        && rec.history.iter().all(|t| {
-            t.worker().is_none_or(|w| w.index() < workers)
-                && !matches!(t.actor(), Actor::Worker(w) if w.index() >= workers)
-        })
-        && match rec.reporter {
-            Reporter::Worker(w) => w.index() < workers,
-            Reporter::Department(d) => s.city.department(d).is_some(),
-            _ => true,
-        };
+        && rec.history.iter().all(|t| known_workers(&s.city, t))
+        && known_reporter(&s.city, rec.reporter);
     if in_city {
         Ok((id, rec))
     } else {

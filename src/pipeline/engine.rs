@@ -666,19 +666,8 @@ impl EngineBuilder {
             None => (None, super::recover::Resume::default()),
             Some(mut j) => {
                 let mut report = super::recover::Recovery::default();
-                let from = super::checkpoint::load(&shared, &mut *j, &mut report).map_err(|e| {
-                    EngineError::Replay {
-                        position: e.position,
-                        why: e.why,
-                    }
-                })?;
-                let resume =
-                    super::recover::replay(&shared, &mut *j, from, &mut report).map_err(|e| {
-                        EngineError::Replay {
-                            position: e.position,
-                            why: e.why,
-                        }
-                    })?;
+                let from = super::checkpoint::load(&shared, &mut *j, &mut report)?;
+                let resume = super::recover::replay(&shared, &mut *j, from, &mut report)?;
                 shared
                     .last_checkpoint
                     .store(report.snapshot.unwrap_or(0), Ordering::Relaxed);

@@ -14,8 +14,8 @@ use super::case::{Extra, F_LATE, F_ON_TIME, F_REMINDED, F_UNCLAIMED, NONE32, NON
 use super::collect::Fast;
 use super::engine::{Command, Shared};
 use super::lifecycle::{Action, Actor, CaseState, Transition, is_legal_move};
-use super::wal::{Record, decode};
-use super::{CaseId, Reporter, Satisfaction};
+use super::wal::{Record, decode, known_reporter, known_workers};
+use super::{CaseId, Satisfaction};
 use crate::city::WorkerId;
 use crate::clock::{Timestamp, duration_ms};
 use crate::journal::{Journal, JournalError};
@@ -56,6 +56,15 @@ pub struct Recovery {
 pub(crate) struct ReplayError {
     pub(crate) position: u64,
     pub(crate) why: String,
+}
+
+impl From<ReplayError> for super::EngineError {
+    fn from(e: ReplayError) -> super::EngineError {
+        super::EngineError::Replay {
+            position: e.position,
+            why: e.why,
+        }
+    }
 }
 
 impl From<JournalError> for ReplayError {
@@ -146,12 +155,7 @@ impl Replayer<'_> {
                         report.category
                     )));
                 }
-                let known = match report.reporter {
-                    Reporter::Worker(w) => s.city.worker(w).is_some(),
-                    Reporter::Department(d) => s.city.department(d).is_some(),
-                    _ => true,
-                };
-                if !known {
+                if !known_reporter(&s.city, report.reporter) {
                     return Err(bad(format!(
                         "case {case}: reporter {:?} is not in this city",
                         report.reporter
@@ -184,13 +188,7 @@ impl Replayer<'_> {
                 transition,
             } => {
                 self.seen(case, transition.at());
-                let workers = s.city.workers().len();
-                let in_city = |w: Option<WorkerId>| w.is_none_or(|w| w.index() < workers);
-                let actor = match transition.actor() {
-                    Actor::Worker(w) => Some(w),
-                    _ => None,
-                };
-                if !in_city(transition.worker()) || !in_city(actor) {
+                if !known_workers(&s.city, &transition) {
                     return Err(bad(format!(
                         "case {case}: a transition names a worker not in this city"
                     )));

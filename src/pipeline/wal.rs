@@ -96,16 +96,50 @@ const TAG_COMMAND: u8 = 4;
 const TAG_STATUS: u8 = 5;
 const TAG_LINK: u8 = 6;
 
-const STATUSES: [WorkerStatus; 3] = [
+/// Worker statuses by their code in records and snapshots.
+pub(crate) const STATUSES: [WorkerStatus; 3] = [
     WorkerStatus::OnDuty,
     WorkerStatus::Busy,
     WorkerStatus::OffDuty,
 ];
 
+/// A status's code.
+pub(crate) fn status_code(status: WorkerStatus) -> u8 {
+    STATUSES.iter().position(|&s| s == status).unwrap_or(2) as u8
+}
+
+/// The status of a code.
+pub(crate) fn status_from(code: u8) -> Result<WorkerStatus, DecodeError> {
+    STATUSES
+        .get(usize::from(code))
+        .copied()
+        .ok_or(DecodeError("unknown worker status"))
+}
+
+/// Whether a reporter is this city's (workers and departments are numbered by it).
+pub(crate) fn known_reporter(city: &crate::City, r: Reporter) -> bool {
+    match r {
+        Reporter::Worker(w) => city.worker(w).is_some(),
+        Reporter::Department(d) => city.department(d).is_some(),
+        _ => true,
+    }
+}
+
+/// Whether every worker a transition names (its actor, the case's worker) is this
+/// city's.
+pub(crate) fn known_workers(city: &crate::City, t: &Transition) -> bool {
+    let known = |w: WorkerId| city.worker(w).is_some();
+    t.worker().is_none_or(known)
+        && match t.actor() {
+            super::lifecycle::Actor::Worker(w) => known(w),
+            _ => true,
+        }
+}
+
 pub(crate) fn encode_status(buf: &mut Vec<u8>, worker: WorkerId, status: WorkerStatus) {
     buf.push(TAG_STATUS);
     buf.extend_from_slice(&(worker.index() as u32).to_le_bytes());
-    buf.push(STATUSES.iter().position(|&s| s == status).unwrap_or(2) as u8);
+    buf.push(status_code(status));
 }
 
 pub(crate) fn encode_link(buf: &mut Vec<u8>, case: u64, parent: u64, listed: bool) {
@@ -456,9 +490,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         TAG_STATUS => Record::Status {
             worker: WorkerId(r.u32()?),
-            status: *STATUSES
-                .get(usize::from(r.u8()?))
-                .ok_or(DecodeError("unknown worker status"))?,
+            status: status_from(r.u8()?)?,
         },
         TAG_LINK => Record::Link {
             case: r.u64()?,
