@@ -24,6 +24,12 @@ pub enum LocationError {
     },
 }
 
+/// The mean Earth radius in metres, the sphere [`Location::distance_m`] measures on.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Metres per degree along a meridian on that sphere.
+pub const M_PER_DEG: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+
 /// A WGS84 longitude/latitude pair in degrees, checked at construction.
 ///
 /// Both coordinates are finite, `|lon| <= 180` and `|lat| <= 90`. Every value of this type
@@ -84,7 +90,6 @@ impl Location {
     /// Accurate to well under 0.5 % at city scale, which is what choosing the nearest
     /// worker or service point needs.
     pub fn distance_m(self, other: Location) -> f64 {
-        const EARTH_RADIUS_M: f64 = 6_371_008.8;
         let (phi1, phi2) = (self.lat.to_radians(), other.lat.to_radians());
         let dphi = phi2 - phi1;
         let dlambda = (other.lon - self.lon).to_radians();

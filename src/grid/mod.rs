@@ -35,7 +35,7 @@ pub use audit::{
 pub use cell::{Cell, CellId, Polygon, Ring};
 pub use error::{CellProblem, CellProblemKind, GridError, RingRef};
 pub use index::{BUCKETS_PER_CELL, IndexStats};
-pub use location::{Location, LocationError};
+pub use location::{EARTH_RADIUS_M, Location, LocationError, M_PER_DEG};
 pub use neighbours::{NeighbourStats, RingBuf};
 
 use geometry::Shapes;

@@ -242,7 +242,7 @@ fn case(r: &mut Reader<'_>, texts: &Texts, categories: u32) -> Result<Rec, Decod
     if n == 0 || n > r.0.len() / 16 {
         return Err(DecodeError("a history's length"));
     }
-    let mut history = Vec::with_capacity(n);
+    let mut history = super::case::History::with_capacity(n);
     for _ in 0..n {
         let (packed, actor, w) = (r.u64()?, r.u32()?, r.u32()?);
         history.push(Transition::from_raw(packed, actor, w).ok_or(DecodeError("bad transition"))?);

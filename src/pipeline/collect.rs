@@ -10,7 +10,7 @@ use super::engine::{AssignMsg, CollectMsg, Out, Shared, step};
 use super::lifecycle::{Action, Actor, CaseState};
 use crate::city::{Admission, City};
 use crate::clock::{Timestamp, duration_ms};
-use crate::grid::{CellId, Location};
+use crate::grid::{CellId, Location, M_PER_DEG};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -43,6 +43,9 @@ impl std::hash::Hasher for KeyHasher {
 
 pub(crate) type Fast = std::hash::BuildHasherDefault<KeyHasher>;
 
+/// How much the duplicate index's scale gives up on the exact metres per degree.
+const SCALE_MARGIN: f64 = 1e-3;
+
 /// Open cases by category and place, to find duplicates: a hash of square buckets twice as
 /// wide as the merge distance, so a duplicate lies in the 2 × 2 buckets nearest a report.
 #[derive(Debug)]
@@ -50,12 +53,35 @@ pub(crate) struct Dedupe {
     map: HashMap<(u32, i32, i32), Bucket, Fast>,
     distance_m: f64,
     window_ms: u64,
-    /// Metres per degree of longitude and latitude at the grid's middle.
+    /// Metres per degree of longitude and latitude, never more than the exact figure
+    /// anywhere on the grid.
     kx: f64,
     ky: f64,
     inserted: usize,
     newest: u64,
+    /// Inserts between sweeps.
+    sweep_every: usize,
+    /// One bit per hashed bucket key, set for every bucket that holds a case (and maybe
+    /// for some that held one since the last sweep): most reports have no open case of
+    /// their category nearby, and this table, small enough to stay in cache, says so
+    /// without a probe of the big one.
+    occupied: Vec<u64>,
 }
+
+/// The word (of a table of `words`, a power of two) and the bit of a bucket key.
+#[inline]
+fn occupancy_bit(words: usize, key: (u32, i32, i32)) -> (usize, u64) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = Fast::default().build_hasher();
+    h.write_u32(key.0);
+    h.write_i32(key.1);
+    h.write_i32(key.2);
+    let h = h.finish();
+    ((h >> 40) as usize & (words - 1), 1 << ((h >> 34) & 63))
+}
+
+/// Bits of the occupancy table per bucket held, at least (rebuilt at each sweep).
+const BITS_PER_BUCKET: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -103,15 +129,24 @@ impl Bucket {
 impl Dedupe {
     pub(crate) fn new(city: &City, distance_m: f64, window: Duration) -> Dedupe {
         let b = city.grid().bounds();
-        let lat0 = ((b[1] + b[3]) / 2.0).to_radians();
+        // The scale must never make two points look farther apart than they are: then a
+        // duplicate at the merge distance is at most half a bucket away in either axis and
+        // lies in the 2 × 2 buckets searched, and the scaled distance is a lower bound that
+        // may rule a candidate out before the exact distance is computed. So east-west uses
+        // the cosine of the latitude farthest from the equator the grid reaches, and both
+        // axes give up 0.1 % (far more than a great circle's shortfall from the scaled
+        // straight line over a few kilometres).
+        let polar = b[1].abs().max(b[3].abs()).min(89.0).to_radians();
         Dedupe {
             map: HashMap::default(),
             distance_m,
             window_ms: duration_ms(window),
-            kx: 111_320.0 * lat0.cos().max(0.01),
-            ky: 110_574.0,
+            kx: M_PER_DEG * polar.cos() / (1.0 + SCALE_MARGIN),
+            ky: M_PER_DEG / (1.0 + SCALE_MARGIN),
             inserted: 0,
             newest: 0,
+            sweep_every: 1 << 16,
+            occupied: vec![0; 1 << 14],
         }
     }
 
@@ -123,6 +158,21 @@ impl Dedupe {
     fn scaled(&self, p: Location) -> (f64, f64) {
         let size = 2.0 * self.distance_m.max(0.5);
         (p.lon() * self.kx / size, p.lat() * self.ky / size)
+    }
+
+    /// Whether `a` and `b` may be within the merge distance: false only when the scaled
+    /// distance, a lower bound of the exact one, is beyond it already. Always true for
+    /// points more than a tenth of a degree apart in latitude or longitude (never the case
+    /// for neighbouring buckets at any realistic merge distance), where the bound is not
+    /// claimed.
+    #[inline]
+    fn may_be_near(&self, a: Location, b: Location) -> bool {
+        let (dlon, dlat) = ((a.lon() - b.lon()).abs(), (a.lat() - b.lat()).abs());
+        if dlon > 0.1 || dlat > 0.1 {
+            return true;
+        }
+        let (dx, dy) = (dlon * self.kx, dlat * self.ky);
+        dx * dx + dy * dy <= self.distance_m * self.distance_m
     }
 
     fn bucket(&self, p: Location) -> (i32, i32) {
@@ -140,11 +190,16 @@ impl Dedupe {
         let mut best: Option<Entry> = None;
         for dx in [0, sx] {
             for dy in [0, sy] {
-                let Some(bucket) = self.map.get(&(category, bx + dx, by + dy)) else {
+                let key = (category, bx + dx, by + dy);
+                if !self.may_hold(key) {
+                    continue;
+                }
+                let Some(bucket) = self.map.get(&key) else {
                     continue;
                 };
                 for e in bucket.entries() {
                     if e.at.abs_diff(at) <= self.window_ms
+                        && self.may_be_near(e.location, p)
                         && e.location.distance_m(p) <= self.distance_m
                         && best.is_none_or(|b| (e.at, e.id) < (b.at, b.id))
                     {
@@ -163,7 +218,9 @@ impl Dedupe {
             at,
             location: p,
         };
-        match self.map.entry((category, bx, by)) {
+        let key = (category, bx, by);
+        self.mark(key);
+        match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(e),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Bucket::One(e));
@@ -173,12 +230,47 @@ impl Dedupe {
         self.inserted += 1;
         // Entries older than the window can match no new report: sweep them now and then,
         // so the index holds about one window's worth of open cases.
-        if self.inserted >= 1 << 16 {
-            self.inserted = 0;
-            let horizon = self.newest.saturating_sub(self.window_ms);
-            self.map.retain(|_, b| b.retain(|e| e.at >= horizon));
-            self.map.shrink_to_fit();
+        if self.inserted >= self.sweep_every {
+            self.sweep();
         }
+    }
+
+    /// Drops the entries no new report can match and rebuilds the occupancy bits.
+    fn sweep(&mut self) {
+        self.inserted = 0;
+        let horizon = self.newest.saturating_sub(self.window_ms);
+        self.map.retain(|_, b| b.retain(|e| e.at >= horizon));
+        self.map.shrink_to_fit();
+        // Bits of buckets emptied since the last sweep go; the table follows the number of
+        // buckets held.
+        let words = (self.map.len() * BITS_PER_BUCKET / 64)
+            .next_power_of_two()
+            .clamp(1 << 10, 1 << 20);
+        self.occupied.clear();
+        self.occupied.resize(words, 0);
+        for &key in self.map.keys() {
+            let (w, m) = occupancy_bit(words, key);
+            self.occupied[w] |= m;
+        }
+    }
+
+    /// The occupancy bit of a bucket key: its word and its mask.
+    #[inline]
+    fn bit(&self, key: (u32, i32, i32)) -> (usize, u64) {
+        occupancy_bit(self.occupied.len(), key)
+    }
+
+    #[inline]
+    fn mark(&mut self, key: (u32, i32, i32)) {
+        let (w, m) = self.bit(key);
+        self.occupied[w] |= m;
+    }
+
+    /// False only if the bucket holds no case.
+    #[inline]
+    fn may_hold(&self, key: (u32, i32, i32)) -> bool {
+        let (w, m) = self.bit(key);
+        self.occupied[w] & m != 0
     }
 
     /// Cases that finished: they take no more duplicates.
@@ -414,6 +506,86 @@ mod tests {
         assert!(!b.retain(|_| false));
         assert!(!Bucket::One(e(1)).retain(|e| e.id != 1));
         assert!(Bucket::One(e(1)).retain(|e| e.id != 9));
+    }
+
+    /// Great-circle distance by the chord between unit vectors: another formula than the
+    /// haversine the index uses, on the same sphere.
+    fn chord_distance_m(a: Location, b: Location) -> f64 {
+        let v = |p: Location| {
+            let (lon, lat) = (p.lon().to_radians(), p.lat().to_radians());
+            [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
+        };
+        let (u, w) = (v(a), v(b));
+        let c = ((u[0] - w[0]).powi(2) + (u[1] - w[1]).powi(2) + (u[2] - w[2]).powi(2)).sqrt();
+        2.0 * crate::grid::EARTH_RADIUS_M * (c / 2.0).asin()
+    }
+
+    proptest::proptest! {
+        /// Against every entry checked by brute force: cases placed around the merge
+        /// distance in every direction, at the grid's edge farthest from the equator
+        /// (where a degree of longitude is shortest) and at its middle; some removed, and
+        /// sweeps (which drop what is too old and rebuild the occupancy bits) every few
+        /// inserts or never.
+        #[test]
+        fn finds_what_brute_force_finds(
+            distance in 5.0f64..500.0,
+            at_edge in proptest::bool::ANY,
+            placed in proptest::collection::vec(
+                (0.0f64..std::f64::consts::TAU, 0.95f64..1.05, 0u64..2_000, 0u32..2, proptest::bool::weighted(0.3)),
+                1..40,
+            ),
+            sweep_every in proptest::sample::select(vec![2usize, 5, 1 << 16]),
+            query_at in 0u64..2_000,
+        ) {
+            static CITY: std::sync::LazyLock<City> = std::sync::LazyLock::new(demo_city);
+            let b = CITY.grid().bounds();
+            let mut d = Dedupe::new(&CITY, distance, Duration::from_millis(1_000));
+            d.sweep_every = sweep_every;
+            let lat = if at_edge { b[3] - 0.01 } else { (b[1] + b[3]) / 2.0 };
+            let centre = Location::new((b[0] + b[2]) / 2.0, lat).unwrap();
+            // What the index should hold: (id, category, place, time, still there).
+            let mut all = Vec::new();
+            let mut newest = 0;
+            for (k, &(angle, factor, at, category, removed)) in placed.iter().enumerate() {
+                let r = distance * factor / crate::grid::M_PER_DEG;
+                let p = Location::new(
+                    centre.lon() + r * angle.cos() / lat.to_radians().cos(),
+                    centre.lat() + r * angle.sin(),
+                )
+                .unwrap();
+                d.insert(category, p, at, k as u64);
+                newest = newest.max(at);
+                all.push((k as u64, category, p, at, true));
+                if (k + 1) % sweep_every == 0 {
+                    // A sweep ran: what is older than the window behind the newest went.
+                    for e in all.iter_mut() {
+                        e.4 &= e.3 + 1_000 >= newest;
+                    }
+                }
+                if removed {
+                    d.remove(&[(k as u64, category, p)]);
+                    all[k].4 = false;
+                }
+            }
+            // Too close to the merge distance for two formulas to agree on its side.
+            let unclear = all.iter().any(|&(_, _, p, _, _)| {
+                (chord_distance_m(p, centre) - distance).abs() < 1e-6 * distance
+            });
+            proptest::prop_assume!(!unclear);
+            for category in 0..2 {
+                let expected = all
+                    .iter()
+                    .filter(|&&(_, c, p, at, there)| {
+                        there
+                            && c == category
+                            && at.abs_diff(query_at) <= 1_000
+                            && chord_distance_m(p, centre) <= distance
+                    })
+                    .min_by_key(|&&(id, _, _, at, _)| (at, id))
+                    .map(|&(id, ..)| id);
+                proptest::prop_assert_eq!(d.find(category, centre, query_at), expected);
+            }
+        }
     }
 
     #[test]

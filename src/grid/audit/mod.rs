@@ -504,9 +504,9 @@ fn from_geo_polygon(p: &GeoPolygon) -> Polygon {
     }
 }
 
-/// Mean radius of the earth (m), for lengths: the sliver rule needs a width to a few
-/// percent, not geodesic precision.
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
+// Lengths on the mean sphere: the sliver rule needs a width to a few percent, not
+// geodesic precision.
+use crate::grid::EARTH_RADIUS_M;
 
 /// Length of a ring in metres: each edge measured in a local equirectangular frame at its
 /// middle latitude.
