@@ -5,7 +5,8 @@
 //!   generated city ─► Engine (SimClock)
 //!   in waves of 65,536 reports:
 //!     the wave's reports are generated (not timed: generate_seconds)
-//!     dispatch, timed: submit_batch × 16 ─► collect ─► assign ─► flush
+//!     dispatch, timed: submit_batch × 16 ─► dispatchers (collect + route) ─► flush
+//!                     (--dispatchers 0: collect ─► assign, two stages in a pipeline)
 //!                     (dispatch_per_sec = N / the dispatch parts)
 //!     handling, timed: passes over the wave's cases until all are final:
 //!        dispatched ─► return (--return-rate) or accept + resolve
@@ -17,7 +18,7 @@
 //! ```
 //!
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
-//!  [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
+//!  [--dispatchers D] [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
 //!  [--sync-records N] [--sync-millis M] [--checkpoint] [--checkpoint-every R]
 //!  [--segment-bytes B] [--archive-after SECS]`
 //!
@@ -68,6 +69,10 @@ struct Args {
     /// About how many workers.
     #[arg(long, default_value_t = 10_000)]
     workers: usize,
+    /// Threads that collect and route new reports in parallel (0: the two-stage pipeline,
+    /// repeatable decision for decision). Default: one per core.
+    #[arg(long)]
+    dispatchers: Option<usize>,
     /// Share of dispatches the worker hands back (退单).
     #[arg(long, default_value_t = 0.03)]
     return_rate: f64,
@@ -106,6 +111,7 @@ struct Out {
     cases: usize,
     cells: usize,
     workers: usize,
+    dispatchers: usize,
     seconds: f64,
     generate_seconds: f64,
     dispatch_seconds: f64,
@@ -168,10 +174,14 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let config = demo_config_with_workers(&grid, args.workers)?;
     let city = Arc::new(City::new(&config, grid)?);
     let clock = SimClock::new(Timestamp(START));
+    let dispatchers = args.dispatchers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let mut builder = Engine::builder(city.clone())
         .clock(clock.clone())
         .config(EngineConfig {
             checkpoint_every: args.checkpoint_every,
+            dispatchers,
             ..EngineConfig::default()
         });
     if let Some(dir) = &args.journal {
@@ -466,6 +476,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         cases: n + recovered as usize,
         cells: city.grid().len(),
         workers: n_workers,
+        dispatchers,
         seconds,
         generate_seconds,
         dispatch_seconds,

@@ -6,6 +6,7 @@ use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
 use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
+use super::port::Admitted;
 use crate::city::{Admission, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::routing::Outcome;
@@ -83,13 +84,23 @@ fn settle(s: &Shared, mut out: Out) {
 
 /// Routes registered (`fresh`) or reopened cases of a batch.
 fn route_batch(s: &Shared, ids: &[u64], fresh: bool, out: &mut Out) {
-    let now = s.now();
     // What collect found of a fresh batch, in the batch's (increasing) order.
     let admitted = if fresh {
         s.port.take_admitted(ids).unwrap_or_default()
     } else {
         Vec::new()
     };
+    route_ids(s, ids, fresh, &admitted, out);
+}
+
+/// Routes the cases a parallel dispatcher has just registered, with the admissions it
+/// found for them (in the batch's order), on the dispatcher's own thread.
+pub(crate) fn route_registered(s: &Shared, ids: &[u64], admitted: Admitted, out: &mut Out) {
+    route_ids(s, ids, true, &admitted, out);
+}
+
+fn route_ids(s: &Shared, ids: &[u64], fresh: bool, admitted: &Admitted, out: &mut Out) {
+    let now = s.now();
     let mut next = 0;
     let mut sorted;
     let ids = if ids.is_sorted() {

@@ -13,7 +13,7 @@ use crate::clock::{Timestamp, duration_ms};
 use crate::grid::{CellId, Location, M_PER_DEG};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A multiplicative hash: bucket keys are small integers, SipHash's DoS resistance buys
@@ -295,20 +295,22 @@ impl Dedupe {
 }
 
 /// The collect thread: batches of reported cases in, registered cases out to assign.
-pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>) {
+/// With [`EngineConfig::dispatchers`](super::EngineConfig::dispatchers) at 1 or more,
+/// each of that many threads runs this loop and routes the cases it registers itself.
+pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
     let mut ids: Vec<u64> = Vec::new();
     let mut scratch = Scratch::default();
     while let Ok(msg) = rx.recv() {
         let mut barrier = None;
         match msg {
             CollectMsg::Cases(r) => ids.extend(r),
-            CollectMsg::Barrier(tx) => barrier = Some(tx),
+            CollectMsg::Barrier(tx, gate) => barrier = Some((tx, gate)),
         }
         // Single submissions arrive one per message: gather what is waiting into a batch.
         while barrier.is_none() && ids.len() < s.config.batch {
             match rx.try_recv() {
                 Ok(CollectMsg::Cases(r)) => ids.extend(r),
-                Ok(CollectMsg::Barrier(tx)) => barrier = Some(tx),
+                Ok(CollectMsg::Barrier(tx, gate)) => barrier = Some((tx, gate)),
                 Err(_) => break,
             }
         }
@@ -316,11 +318,21 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>) {
             process(s, chunk, &mut scratch);
         }
         ids.clear();
-        if let Some(tx) = barrier {
-            let _ = s.assign_tx.send(AssignMsg::Barrier(tx));
+        if let Some((tx, gate)) = barrier {
+            // Parallel dispatchers each take one of a barrier's messages and meet here:
+            // then every batch sent before it is done, whoever took it.
+            if let Some(gate) = gate {
+                gate.wait();
+            }
+            if let Some(tx) = tx {
+                let _ = s.assign_tx.send(AssignMsg::Barrier(tx));
+            }
         }
     }
-    let _ = s.assign_tx.send(AssignMsg::Stop);
+    // The last to go stops assign (every batch's follow-ups are in its channel already).
+    if live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let _ = s.assign_tx.send(AssignMsg::Stop);
+    }
 }
 
 #[derive(Default)]
@@ -438,9 +450,20 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
     // A journal error stays in the sink and refuses every later write; the caller
     // that acts next is told.
     let _ = s.flush(out);
-    if !registered.is_empty() {
+    if registered.is_empty() {
+        return;
+    }
+    if s.config.dispatchers == 0 {
         s.port.hand_over(admitted);
         let _ = s.assign_tx.send(AssignMsg::New(registered));
+    } else {
+        // A parallel dispatcher routes its own batch: the cases are still in this core's
+        // cache, and no thread waits on another to go on.
+        let mut out = Out::new(s);
+        super::assign::route_registered(s, &registered, admitted, &mut out);
+        s.assigned
+            .fetch_add(registered.len() as u64, Ordering::Relaxed);
+        let _ = s.flush(out);
     }
 }
 

@@ -30,6 +30,16 @@ pub struct EngineConfig {
     /// Batches a stage's input channel holds before its senders wait (or `try_submit`
     /// answers `Full`).
     pub channel_batches: usize,
+    /// How new reports reach the router. 0: one collect thread feeds the assign thread
+    /// (two stages in a pipeline), so cases are routed in the order of their ids and a
+    /// run on a simulated clock is repeatable decision for decision. N ≥ 1: N
+    /// dispatcher threads each take a whole batch, collect it and route it, in parallel
+    /// (the router is safe to share); decisions on batches that run at the same time may
+    /// then come in either order, so which of two equally good workers gets which case
+    /// may change from run to run. Follow-ups (queues, returns, reroutes) stay with the
+    /// assign thread in both. The default, 0, is repeatable; use about as many
+    /// dispatchers as cores for throughput.
+    pub dispatchers: usize,
     /// Two reports of one category closer than this (metres) ...
     pub dedupe_distance_m: f64,
     /// ... and closer in time than this are one case: the later is merged into the earlier
@@ -60,6 +70,7 @@ impl Default for EngineConfig {
         EngineConfig {
             batch: 1024,
             channel_batches: 64,
+            dispatchers: 0,
             dedupe_distance_m: 30.0,
             dedupe_window: Duration::from_secs(3600),
             accept_within: Duration::from_secs(30 * 60),
@@ -307,7 +318,10 @@ pub struct Checkpoint {
 /// Messages into the collect stage.
 pub(crate) enum CollectMsg {
     Cases(Range<u64>),
-    Barrier(Sender<()>),
+    /// Answered (to the sender, if any, after assign has passed it too) once every batch
+    /// sent before it is done; with parallel dispatchers one message per dispatcher,
+    /// which meet at the gate.
+    Barrier(Option<Sender<()>>, Option<Arc<std::sync::Barrier>>),
 }
 
 /// Messages into the assign stage.
@@ -606,6 +620,9 @@ impl EngineBuilder {
         if c.channel_batches == 0 {
             return bad("channel_batches", "must be at least 1");
         }
+        if c.dispatchers > 64 {
+            return bad("dispatchers", "must be at most 64");
+        }
         if !(c.dedupe_distance_m.is_finite() && c.dedupe_distance_m >= 0.0) {
             return bad("dedupe_distance_m", "must be finite and not negative");
         }
@@ -680,17 +697,31 @@ impl EngineBuilder {
         };
         let shared = Arc::new(shared);
         let mut threads = Vec::new();
-        let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
+        let spawn_named = |stage: &'static str, name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(format!("wangge-{name}"))
                 .spawn(f)
-                .map_err(|_| EngineError::Thread(name))
+                .map_err(|_| EngineError::Thread(stage))
         };
-        let s = shared.clone();
-        threads.push(spawn(
-            "collect",
-            Box::new(move || collect::run(&s, &collect_rx)),
-        )?);
+        let spawn = |stage: &'static str, f: Box<dyn FnOnce() + Send>| {
+            spawn_named(stage, stage.to_string(), f)
+        };
+        let collectors = c.dispatchers.max(1);
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(collectors));
+        for k in 0..collectors {
+            let (s, rx, live) = (shared.clone(), collect_rx.clone(), live.clone());
+            let (stage, name) = if c.dispatchers == 0 {
+                ("collect", "collect".to_string())
+            } else {
+                ("dispatch", format!("dispatch{k}"))
+            };
+            threads.push(spawn_named(
+                stage,
+                name,
+                Box::new(move || collect::run(&s, &rx, &live)),
+            )?);
+        }
+        drop(collect_rx);
         let s = shared.clone();
         threads.push(spawn(
             "assign",
@@ -717,6 +748,7 @@ impl EngineBuilder {
         let engine = Engine {
             shared,
             intake,
+            barriers: Mutex::new(()),
             threads: Mutex::new(threads),
             ticker_stop: Mutex::new(Some(ticker_stop)),
             last: Mutex::new(None),
@@ -808,6 +840,8 @@ impl EngineBuilder {
 pub struct Engine {
     shared: Arc<Shared>,
     intake: Arc<Intake>,
+    /// Held while a barrier's messages go out to parallel dispatchers.
+    barriers: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     ticker_stop: Mutex<Option<Sender<()>>>,
     last: Mutex<Option<Snapshot>>,
@@ -1072,8 +1106,19 @@ impl Engine {
         self.shared
             .store
             .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
-        // The intake lock is held, so the collect thread is running and takes it.
-        let _ = tx.send(CollectMsg::Cases(first..first + n));
+        // The intake lock is held, so the collect thread is running and takes it. Parallel
+        // dispatchers get it a store segment at a time: they share a large submission, and
+        // two of them never work under one segment's lock.
+        let mut from = first;
+        while from < first + n {
+            let to = match self.shared.config.dispatchers {
+                0 => first + n,
+                _ => (Store::split(from).0 as u64 + 1) * super::case::SEGMENT as u64,
+            }
+            .min(first + n);
+            let _ = tx.send(CollectMsg::Cases(from..to));
+            from = to;
+        }
         for (id, a) in (first..).zip(answers.iter_mut().filter(|a| a.is_ok())) {
             *a = Ok(CaseId(id));
         }
@@ -1088,8 +1133,25 @@ impl Engine {
             let Some(intake) = intake.as_ref() else {
                 return;
             };
-            if intake.send(CollectMsg::Barrier(tx)).is_err() {
-                return;
+            let dispatchers = self.shared.config.dispatchers;
+            if dispatchers == 0 {
+                if intake.send(CollectMsg::Barrier(Some(tx), None)).is_err() {
+                    return;
+                }
+            } else {
+                // One message per dispatcher, none of another barrier's between them:
+                // each dispatcher takes one and waits at the gate for the others.
+                let _one_at_a_time = self.barriers.lock();
+                let gate = Arc::new(std::sync::Barrier::new(dispatchers));
+                let mut tx = Some(tx);
+                for _ in 0..dispatchers {
+                    if intake
+                        .send(CollectMsg::Barrier(tx.take(), Some(gate.clone())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
             }
         }
         let _ = rx.recv();

@@ -769,9 +769,13 @@ proptest! {
     /// Conservation against a model: the model knows which reports were taken, and each
     /// action's answer is predicted from the hand-written permission table and the state
     /// the case was in; every case is in exactly one state, its history legal, always.
+    /// The same with new reports collected and routed by parallel dispatchers.
     #[test]
-    fn conservation_against_a_model(ops in proptest::collection::vec(op(), 1..120)) {
-        let (engine, clock) = engine();
+    fn conservation_against_a_model(
+        ops in proptest::collection::vec(op(), 1..120),
+        dispatchers in proptest::sample::select(vec![0usize, 2, 3]),
+    ) {
+        let (engine, clock) = engine_with(EngineConfig { dispatchers, batch: 4, ..EngineConfig::default() });
         let c = city();
         let categories = c.categories().len();
         let mut ids: Vec<CaseId> = Vec::new();
@@ -858,9 +862,71 @@ proptest! {
 
 #[test]
 fn threads_submitting_and_handling_at_once_lose_nothing() {
+    threads_lose_nothing(EngineConfig::default());
+}
+
+#[test]
+fn threads_and_parallel_dispatchers_lose_nothing() {
+    threads_lose_nothing(EngineConfig {
+        dispatchers: 3,
+        batch: 16,
+        ..EngineConfig::default()
+    });
+}
+
+/// Whatever is submitted before a flush has been through collect and assign when the
+/// flush returns, however many dispatchers share the batches and however many threads
+/// submit and flush at once.
+#[test]
+fn a_flush_waits_for_every_dispatcher() {
+    for dispatchers in [0, 1, 2, 4] {
+        let (engine, clock) = engine_with(EngineConfig {
+            dispatchers,
+            batch: 8,
+            ..EngineConfig::default()
+        });
+        let engine = Arc::new(engine);
+        let handles: Vec<_> = (0..3)
+            .map(|t| {
+                let (engine, clock) = (engine.clone(), clock.clone());
+                std::thread::spawn(move || {
+                    for round in 0..40 {
+                        let reports: Vec<Report> = (0..(t * 7 + round) % 50 + 1)
+                            .map(|i| {
+                                let p = places()[(t * 1000 + round * 50 + i) % places().len()];
+                                Report::new(Source::Hotline, cat("ZF-01"), p, clock.now())
+                            })
+                            .collect();
+                        let ids: Vec<CaseId> = engine
+                            .submit_batch(reports)
+                            .into_iter()
+                            .map(|r| r.expect("taken"))
+                            .collect();
+                        engine.flush();
+                        for id in ids {
+                            let state = engine.case(id).expect("stored").state;
+                            assert!(
+                                !matches!(state, CaseState::Reported | CaseState::Registered),
+                                "{dispatchers} dispatchers: case {id:?} still {state:?} after a flush"
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("no thread panics");
+        }
+        let s = engine.shutdown();
+        assert_eq!(s.by_state.values().sum::<u64>(), s.cases);
+        assert_eq!(engine.assigned(), s.cases, "{dispatchers} dispatchers");
+    }
+}
+
+fn threads_lose_nothing(config: EngineConfig) {
     const THREADS: usize = 4;
     const PER: usize = 400;
-    let (engine, _) = engine();
+    let (engine, _) = engine_with(config);
     let engine = Arc::new(engine);
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
