@@ -334,9 +334,77 @@ pub(crate) struct DutyTable {
     pub(crate) added: Vec<u64>,
     /// Categories the unit's override removed.
     pub(crate) removed: Vec<u64>,
-    /// `admissions[community_offset * categories + category]`.
-    admissions: Vec<Admission>,
+    /// Every admission, two bytes each: `codes[community_offset * categories + category]`
+    /// (see [`code`]). The table is read once per case on the hot path; at two bytes an
+    /// entry it stays in a core's cache for cities of thousands of communities, where
+    /// whole [`Admission`] values (28 bytes) would not.
+    codes: Vec<u16>,
+    /// What a code leaves out, per community offset.
+    rows: Vec<CommunityRow>,
+    /// Each category's platform.
+    platforms: Vec<u8>,
+    /// The department owning each category: `owners[district_row * categories + category]`.
+    owners: Vec<Option<DepartmentId>>,
 }
+
+/// The parts of a community's admissions that do not depend on the category.
+#[derive(Debug, Clone, Copy)]
+struct CommunityRow {
+    unit: UnitId,
+    street: UnitId,
+    street_organs: [OrganId; 4],
+    district_row: u32,
+}
+
+/// An admission as two bytes: bits 0–1 who holds it (0 nobody, 1 the community, 2 the
+/// street office, 3 a department), bit 2 whether an override decided, bits 3–5 the
+/// community's refusal, bits 6–8 the street office's ([`refusal_code`]).
+fn code(a: &Admission) -> u16 {
+    let (kind, by_override, first, second) = match a.trace {
+        AdmissionTrace::CommunityList { by_override } => (1, by_override, None, None),
+        AdmissionTrace::StreetList {
+            refusal,
+            by_override,
+            ..
+        } => (2, by_override, Some(refusal), None),
+        AdmissionTrace::Referred {
+            community_refusal,
+            street_refusal,
+            ..
+        } => (3, false, Some(community_refusal), Some(street_refusal)),
+    };
+    kind | (u16::from(by_override) << 2)
+        | (first.map_or(0, refusal_code) << 3)
+        | (second.map_or(0, refusal_code) << 6)
+}
+
+fn refusal_code(r: Refusal) -> u16 {
+    match r {
+        Refusal::AboveUnit(level) => level as u16,
+        Refusal::NotOnList => 4,
+        Refusal::Removed => 5,
+    }
+}
+
+fn refusal_from(c: u16) -> Option<Refusal> {
+    Some(match c {
+        0 => Refusal::AboveUnit(DutyLevel::Grid),
+        1 => Refusal::AboveUnit(DutyLevel::Community),
+        2 => Refusal::AboveUnit(DutyLevel::Street),
+        3 => Refusal::AboveUnit(DutyLevel::District),
+        4 => Refusal::NotOnList,
+        5 => Refusal::Removed,
+        _ => return None,
+    })
+}
+
+/// The row the next district's owners take.
+fn district_rows_len(owners: &[Option<DepartmentId>], n_cats: usize) -> u32 {
+    (owners.len() / n_cats.max(1)) as u32
+}
+
+/// No street office (a community without one holds everything it admits).
+const NO_UNIT: UnitId = UnitId(u32::MAX);
 
 impl DutyTable {
     pub(crate) fn new(units: usize, categories: usize) -> DutyTable {
@@ -347,7 +415,10 @@ impl DutyTable {
             held: vec![0; units * words],
             added: vec![0; units * words],
             removed: vec![0; units * words],
-            admissions: Vec::new(),
+            codes: Vec::new(),
+            rows: Vec::new(),
+            platforms: Vec::new(),
+            owners: Vec::new(),
         }
     }
 
@@ -393,6 +464,9 @@ impl DutyTable {
         let n_cats = categories.len();
         let mut admissions = Vec::with_capacity(input.communities.len() * n_cats);
         let mut unheld = Vec::new();
+        let mut rows = Vec::with_capacity(input.communities.len());
+        let mut district_rows: std::collections::HashMap<UnitId, u32> = Default::default();
+        let mut owners = Vec::new();
         let why = |unit: UnitId, cat: usize, unit_level: DutyLevel| {
             let removed = bit(Self::row(&self.removed, self.words, unit.index()), cat);
             refusal(categories[cat].level, unit_level, removed)
@@ -401,6 +475,22 @@ impl DutyTable {
             let community = UnitId(m as u32);
             let street = units[m].parent;
             let district = street.and_then(|s| units[s.index()].parent);
+            let district_row = match district {
+                Some(d) => *district_rows.entry(d).or_insert_with(|| {
+                    let row = district_rows_len(&owners, n_cats);
+                    owners.extend((0..n_cats).map(|cat| owner(cat, d)));
+                    row
+                }),
+                None => u32::MAX,
+            };
+            rows.push(CommunityRow {
+                unit: community,
+                street: street.unwrap_or(NO_UNIT),
+                street_organs: street
+                    .and_then(|s| platform_organs.get(s.index()).copied())
+                    .unwrap_or([OrganId(u32::MAX); 4]),
+                district_row,
+            });
             for (cat, category) in categories.iter().enumerate() {
                 let decided = if self.holds(community, cat) {
                     Some((
@@ -438,12 +528,13 @@ impl DutyTable {
                     }
                 };
                 match decided {
-                    Some((holder, trace)) => admissions.push(Admission {
+                    Some((holder, trace)) => admissions.push(Some(Admission {
                         category: CategoryId(cat as u32),
                         holder,
                         trace,
-                    }),
+                    })),
                     None => {
+                        admissions.push(None);
                         if let Some(d) = district {
                             unheld.push((cat, d));
                         }
@@ -451,18 +542,76 @@ impl DutyTable {
                 }
             }
         }
-        self.admissions = admissions;
+        self.codes = admissions
+            .iter()
+            .map(|a| a.as_ref().map_or(0, code))
+            .collect();
+        self.rows = rows;
+        self.platforms = categories
+            .iter()
+            .map(|c| c.platform.index() as u8)
+            .collect();
+        self.owners = owners;
+        // Every code reads back as the admission it was made from.
+        #[cfg(debug_assertions)]
+        for (k, a) in admissions.iter().enumerate() {
+            let (m, cat) = (k / n_cats.max(1), k % n_cats.max(1));
+            debug_assert_eq!(self.admission(m, CategoryId(cat as u32)), *a);
+        }
         unheld
     }
 
+    /// The admission of a community (by its offset among communities) and category,
+    /// read back from its code.
     #[inline]
     pub(crate) fn admission(&self, community: usize, category: CategoryId) -> Option<Admission> {
-        if category.index() >= self.categories {
+        let cat = category.index();
+        if cat >= self.categories {
             return None;
         }
-        self.admissions
-            .get(community.checked_mul(self.categories)? + category.index())
-            .copied()
+        let code = *self
+            .codes
+            .get(community.checked_mul(self.categories)? + cat)?;
+        let row = self.rows.get(community)?;
+        let by_override = code & 4 != 0;
+        let (holder, trace) = match code & 3 {
+            1 => (
+                Holder::Community(row.unit),
+                AdmissionTrace::CommunityList { by_override },
+            ),
+            2 => (
+                Holder::Street {
+                    street: row.street,
+                    organ: *row
+                        .street_organs
+                        .get(usize::from(*self.platforms.get(cat)?))?,
+                },
+                AdmissionTrace::StreetList {
+                    community: row.unit,
+                    refusal: refusal_from((code >> 3) & 7)?,
+                    by_override,
+                },
+            ),
+            3 => (
+                Holder::Department(
+                    (*self
+                        .owners
+                        .get((row.district_row as usize).checked_mul(self.categories)? + cat)?)?,
+                ),
+                AdmissionTrace::Referred {
+                    community: row.unit,
+                    community_refusal: refusal_from((code >> 3) & 7)?,
+                    street: row.street,
+                    street_refusal: refusal_from((code >> 6) & 7)?,
+                },
+            ),
+            _ => return None,
+        };
+        Some(Admission {
+            category,
+            holder,
+            trace,
+        })
     }
 
     pub(crate) fn list<'a>(&'a self, city: &'a City, unit: UnitId) -> Option<DutyList<'a>> {
@@ -479,7 +628,10 @@ impl DutyTable {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         (self.held.capacity() + self.added.capacity() + self.removed.capacity()) * 8
-            + self.admissions.capacity() * std::mem::size_of::<Admission>()
+            + self.codes.capacity() * 2
+            + self.rows.capacity() * std::mem::size_of::<CommunityRow>()
+            + self.platforms.capacity()
+            + self.owners.capacity() * std::mem::size_of::<Option<DepartmentId>>()
     }
 }
 

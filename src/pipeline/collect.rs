@@ -240,7 +240,11 @@ impl Dedupe {
         self.inserted = 0;
         let horizon = self.newest.saturating_sub(self.window_ms);
         self.map.retain(|_, b| b.retain(|e| e.at >= horizon));
-        self.map.shrink_to_fit();
+        // Shrunk only when mostly empty: shrinking to fit would make the next inserts
+        // grow it again at once.
+        if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
+            self.map.shrink_to(self.map.len() * 2);
+        }
         // Bits of buckets emptied since the last sweep go; the table follows the number of
         // buckets held.
         let words = (self.map.len() * BITS_PER_BUCKET / 64)
