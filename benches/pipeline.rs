@@ -4,6 +4,8 @@
 //! ```text
 //!   pre-drawn reports ─► submit_batch ─► collect ─► assign ─► flush      (dispatch; the
 //!                                    batch before is handled to the end, untimed)
+//!                      ─► 2 parallel dispatchers (collect + route) ─► flush
+//!                                                   (the same, `dispatchers: 2`)
 //!   ... then briefs ─► execute_batch [accept, resolve, verify, close]     (lifecycle)
 //! ```
 //!
@@ -19,16 +21,16 @@ use wangge::generate::{self, CityParams};
 use wangge::pipeline::{CaseBrief, Reporter};
 use wangge::rng::SplitMix64 as Rng;
 use wangge::{
-    CaseState, CategoryId, City, Command, Engine, Grid, LifecycleError, Location, Report, SimClock,
-    Source, Timestamp, Verifier, WorkerId,
+    CaseState, CategoryId, City, Command, Engine, EngineConfig, Grid, LifecycleError, Location,
+    Report, SimClock, Source, Timestamp, Verifier, WorkerId,
 };
 
 /// Cells of the generated city (about).
 const CELLS: usize = 10_000;
 /// Workers.
 const WORKERS: usize = 2_000;
-/// Reports per iteration.
-const BATCH: usize = 4096;
+/// Reports per iteration: four store segments, so that parallel dispatchers share it.
+const BATCH: usize = 16_384;
 const T0: u64 = 1_764_460_800_000;
 const SEED: u64 = 0x5EED_A551;
 
@@ -45,9 +47,13 @@ fn city() -> Arc<City> {
     Arc::new(City::new(&config, grid).unwrap())
 }
 
-fn engine(city: &Arc<City>) -> Engine {
+fn engine(city: &Arc<City>, dispatchers: usize) -> Engine {
     let engine = Engine::builder(city.clone())
         .clock(SimClock::new(Timestamp(T0)))
+        .config(EngineConfig {
+            dispatchers,
+            ..EngineConfig::default()
+        })
         .build()
         .unwrap();
     for w in 0..city.workers().len() {
@@ -110,26 +116,30 @@ fn pipeline(c: &mut Criterion) {
     g.throughput(Throughput::Elements(BATCH as u64));
     g.measurement_time(Duration::from_secs(5));
     g.sample_size(20);
-    let e = engine(&city);
     let mut scratch = (Vec::new(), Vec::new());
-    let mut last = 0;
-    g.bench_function("submit_to_dispatched", |b| {
-        b.iter_batched(
-            // Untimed: the previous batch is handled to the end, so loads stay steady.
-            || {
-                handle(&e, last, &mut scratch);
-                last = e.submitted();
-                reports(&city, &mut rng)
-            },
-            |batch| {
-                e.submit_batch(batch);
-                e.flush();
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    drop(e);
-    let e = engine(&city);
+    for (name, dispatchers) in [
+        ("submit_to_dispatched", 0),
+        ("submit_to_dispatched_2_dispatchers", 2),
+    ] {
+        let e = engine(&city, dispatchers);
+        let mut last = 0;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                // Untimed: the previous batch is handled to the end, so loads stay steady.
+                || {
+                    handle(&e, last, &mut scratch);
+                    last = e.submitted();
+                    reports(&city, &mut rng)
+                },
+                |batch| {
+                    e.submit_batch(batch);
+                    e.flush();
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    let e = engine(&city, 0);
     g.bench_function("whole_lifecycle", |b| {
         b.iter_batched(
             || reports(&city, &mut rng),

@@ -5,8 +5,8 @@
 //!   generated city ─► Engine (SimClock)
 //!   in waves of 65,536 reports:
 //!     the wave's reports are generated (not timed: generate_seconds)
-//!     dispatch, timed: submit_batch × 16 ─► dispatchers (collect + route) ─► flush
-//!                     (--dispatchers 0: collect ─► assign, two stages in a pipeline)
+//!     dispatch, timed: submit_batch × 16 ─► collect ─► assign ─► flush
+//!                     (--dispatchers N: N threads that each collect and route a batch)
 //!                     (dispatch_per_sec = N / the dispatch parts)
 //!     handling, timed: passes over the wave's cases until all are final:
 //!        dispatched ─► return (--return-rate) or accept + resolve
@@ -69,10 +69,10 @@ struct Args {
     /// About how many workers.
     #[arg(long, default_value_t = 10_000)]
     workers: usize,
-    /// Threads that collect and route new reports in parallel (0: the two-stage pipeline,
-    /// repeatable decision for decision). Default: one per core.
-    #[arg(long)]
-    dispatchers: Option<usize>,
+    /// Threads that collect and route new reports in parallel; 0, the engine's default:
+    /// the two-stage pipeline, repeatable decision for decision.
+    #[arg(long, default_value_t = 0)]
+    dispatchers: usize,
     /// Share of dispatches the worker hands back (退单).
     #[arg(long, default_value_t = 0.03)]
     return_rate: f64,
@@ -174,9 +174,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let config = demo_config_with_workers(&grid, args.workers)?;
     let city = Arc::new(City::new(&config, grid)?);
     let clock = SimClock::new(Timestamp(START));
-    let dispatchers = args.dispatchers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let dispatchers = args.dispatchers;
     let mut builder = Engine::builder(city.clone())
         .clock(clock.clone())
         .config(EngineConfig {
