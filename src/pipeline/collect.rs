@@ -302,6 +302,17 @@ impl Dedupe {
 /// With [`EngineConfig::dispatchers`](super::EngineConfig::dispatchers) at 1 or more,
 /// each of that many threads runs this loop and routes the cases it registers itself.
 pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
+    /// Counts this thread out however it ends; the last one out stops assign (every
+    /// batch's follow-ups are in its channel already).
+    struct Leaving<'a>(&'a Shared, &'a AtomicUsize);
+    impl Drop for Leaving<'_> {
+        fn drop(&mut self) {
+            if self.1.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _ = self.0.assign_tx.send(AssignMsg::Stop);
+            }
+        }
+    }
+    let _leaving = Leaving(s, live);
     let mut ids: Vec<u64> = Vec::new();
     let mut scratch = Scratch::default();
     while let Ok(msg) = rx.recv() {
@@ -326,16 +337,12 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
             // Parallel dispatchers each take one of a barrier's messages and meet here:
             // then every batch sent before it is done, whoever took it.
             if let Some(gate) = gate {
-                gate.wait();
+                gate.wait(live);
             }
             if let Some(tx) = tx {
                 let _ = s.assign_tx.send(AssignMsg::Barrier(tx));
             }
         }
-    }
-    // The last to go stops assign (every batch's follow-ups are in its channel already).
-    if live.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let _ = s.assign_tx.send(AssignMsg::Stop);
     }
 }
 

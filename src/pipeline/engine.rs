@@ -321,7 +321,29 @@ pub(crate) enum CollectMsg {
     /// Answered (to the sender, if any, after assign has passed it too) once every batch
     /// sent before it is done; with parallel dispatchers one message per dispatcher,
     /// which meet at the gate.
-    Barrier(Option<Sender<()>>, Option<Arc<std::sync::Barrier>>),
+    Barrier(Option<Sender<()>>, Option<Arc<Gate>>),
+}
+
+/// Where parallel dispatchers meet for a barrier: each waits until as many have arrived
+/// as are alive. A dispatcher that died (a bug, never an input) is no longer counted, so
+/// the others do not wait for it forever.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    arrived: Mutex<usize>,
+    all_here: parking_lot::Condvar,
+}
+
+impl Gate {
+    pub(crate) fn wait(&self, live: &std::sync::atomic::AtomicUsize) {
+        let mut arrived = self.arrived.lock();
+        *arrived += 1;
+        self.all_here.notify_all();
+        while *arrived < live.load(Ordering::Acquire) {
+            // Woken by each arrival; the timeout notices a dispatcher gone meanwhile.
+            self.all_here
+                .wait_for(&mut arrived, Duration::from_millis(20));
+        }
+    }
 }
 
 /// Messages into the assign stage.
@@ -1142,7 +1164,7 @@ impl Engine {
                 // One message per dispatcher, none of another barrier's between them:
                 // each dispatcher takes one and waits at the gate for the others.
                 let _one_at_a_time = self.barriers.lock();
-                let gate = Arc::new(std::sync::Barrier::new(dispatchers));
+                let gate = Arc::new(Gate::default());
                 let mut tx = Some(tx);
                 for _ in 0..dispatchers {
                     if intake
@@ -1681,6 +1703,37 @@ pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gate opens when every live dispatcher has arrived, and does not wait for one
+    /// that died meanwhile.
+    #[test]
+    fn a_gate_waits_for_the_live_only() {
+        use std::sync::atomic::AtomicUsize;
+        let live = Arc::new(AtomicUsize::new(3));
+        let gate = Arc::new(Gate::default());
+        let passed = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (live, gate, passed) = (live.clone(), gate.clone(), passed.clone());
+                std::thread::spawn(move || {
+                    gate.wait(&live);
+                    passed.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            passed.load(Ordering::SeqCst),
+            0,
+            "two of three live arrived"
+        );
+        // The third dies instead of arriving.
+        live.fetch_sub(1, Ordering::AcqRel);
+        for w in waiters {
+            w.join().expect("no panic");
+        }
+        assert_eq!(passed.load(Ordering::SeqCst), 2);
+    }
     use crate::clock::SimClock;
     use crate::grid::Location;
 

@@ -974,7 +974,17 @@ fn threads_lose_nothing(config: EngineConfig) {
                             }
                             _ => Ok(c.state),
                         };
-                        r.unwrap();
+                        // A queued case may be dispatched by a drain another thread's
+                        // release set off after this thread read it: a refusal is right
+                        // then. On a case that did not move, it is a failure.
+                        if let Err(e) = r {
+                            let now = engine.case(id).unwrap().state;
+                            assert!(
+                                now != c.state && matches!(c.state, CaseState::Queued),
+                                "case {id:?} in {:?}: {e}",
+                                c.state
+                            );
+                        }
                         if c.state.is_open() {
                             open += 1;
                         }
