@@ -338,31 +338,21 @@ async fn every_refusal_is_a_clear_4xx_that_changes_nothing() {
         "an operator key is no worker token",
     )
     .await;
-    assert_error(
-        s.worker_post(w, &token(w), id, "resolve", json!({})).await,
-        409,
-        "resolve before accept",
-    )
-    .await;
-    assert_error(
-        s.worker_post(w, &token(w), id, "return", json!({})).await,
-        400,
-        "return without a reason",
-    )
-    .await;
-    assert_error(
-        s.worker_post(w, &token(w), id, "fly", json!({})).await,
-        404,
-        "no such action",
-    )
-    .await;
-    assert_error(
-        s.worker_post(w, &token(w), CaseId(999_999), "accept", json!({}))
-            .await,
-        404,
-        "unknown case",
-    )
-    .await;
+    // (action, case, body, status, what)
+    let worker_refusals = [
+        ("resolve", id, json!({}), 409, "resolve before accept"),
+        ("return", id, json!({}), 400, "return without a reason"),
+        ("fly", id, json!({}), 404, "no such action"),
+        ("accept", CaseId(999_999), json!({}), 404, "unknown case"),
+    ];
+    for (action, case, body, status, what) in worker_refusals {
+        assert_error(
+            s.worker_post(w, &token(w), case, action, body).await,
+            status,
+            what,
+        )
+        .await;
+    }
     let name = s.engine.city().worker(w).unwrap().id.clone();
     let r = s
         .client
@@ -373,70 +363,61 @@ async fn every_refusal_is_a_clear_4xx_that_changes_nothing() {
         .await
         .unwrap();
     assert_error(r, 400, "malformed JSON").await;
-    assert_error(
-        s.center_post(None, id, "suspend", json!({"reason": "x"}))
-            .await,
-        401,
-        "center without key",
-    )
-    .await;
-    assert_error(
-        s.center_post(Some(API_KEY), id, "suspend", json!({"reason": "x"}))
-            .await,
-        401,
-        "a client key is no operator key",
-    )
-    .await;
-    assert_error(
-        s.center_post(Some(CENTER_KEY), id, "verify", json!({"passed": true}))
-            .await,
-        409,
-        "verify before resolve",
-    )
-    .await;
-    assert_error(
-        s.center_post(
+    // (key, action, body, status, what)
+    let center_refusals = [
+        (
+            None,
+            "suspend",
+            json!({"reason": "x"}),
+            401,
+            "center without key",
+        ),
+        (
+            Some(API_KEY),
+            "suspend",
+            json!({"reason": "x"}),
+            401,
+            "a client key is no operator key",
+        ),
+        (
             Some(CENTER_KEY),
-            id,
+            "verify",
+            json!({"passed": true}),
+            409,
+            "verify before resolve",
+        ),
+        (
+            Some(CENTER_KEY),
             "extend",
             json!({"minutes": 0, "reason": "x"}),
-        )
-        .await,
-        400,
-        "zero extension",
-    )
-    .await;
-    assert_error(
-        s.center_post(Some(CENTER_KEY), id, "suspend", json!({"reason": ""}))
-            .await,
-        400,
-        "empty reason",
-    )
-    .await;
-    assert_error(
-        s.center_post(
+            400,
+            "zero extension",
+        ),
+        (
             Some(CENTER_KEY),
-            id,
+            "suspend",
+            json!({"reason": ""}),
+            400,
+            "empty reason",
+        ),
+        (
+            Some(CENTER_KEY),
             "dispatch",
             json!({"worker": "nobody"}),
-        )
-        .await,
-        400,
-        "unknown worker",
-    )
-    .await;
-    assert_error(
-        s.center_post(
+            400,
+            "unknown worker",
+        ),
+        (
             Some(CENTER_KEY),
-            id,
             "close",
             json!({"satisfaction": "meh"}),
-        )
-        .await,
-        400,
-        "bad verdict",
-    )
-    .await;
+            400,
+            "bad verdict",
+        ),
+    ];
+    for (key, action, body, status, what) in center_refusals {
+        assert_error(s.center_post(key, id, action, body).await, status, what).await;
+    }
     assert_eq!(s.fingerprint(id), before, "no refusal moved the case");
     assert_error(s.get("/center/snapshot").await, 401, "snapshot without key").await;
 
