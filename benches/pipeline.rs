@@ -29,7 +29,7 @@ use wangge::{
 const CELLS: usize = 10_000;
 /// Workers.
 const WORKERS: usize = 2_000;
-/// Reports per iteration: four store segments, so that parallel dispatchers share it.
+/// Reports per iteration: sixteen store segments, so that parallel dispatchers share it.
 const BATCH: usize = 16_384;
 const T0: u64 = 1_764_460_800_000;
 const SEED: u64 = 0x5EED_A551;
