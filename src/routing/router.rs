@@ -629,19 +629,29 @@ impl Router {
         admission: Admission,
     ) -> Result<Decision, RoutingError> {
         let mut book = self.cases.lock(req.case);
-        let none = CaseRecord::default();
-        let record = book.get(&req.case).unwrap_or(&none);
-        if let Some(worker) = record.worker() {
-            return Err(RoutingError::AlreadyAssigned {
-                case: req.case,
-                worker,
-            });
+        // One probe of the shard for the look and the record both (a fresh case has none).
+        match book.entry(req.case) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if let Some(worker) = o.get().worker() {
+                    return Err(RoutingError::AlreadyAssigned {
+                        case: req.case,
+                        worker,
+                    });
+                }
+                let decision = self.decide(req, admission, o.get())?;
+                if let Some(w) = decision.worker() {
+                    o.get_mut().set_worker(Some(w));
+                }
+                Ok(decision)
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let decision = self.decide(req, admission, &CaseRecord::default())?;
+                if let Some(w) = decision.worker() {
+                    v.insert(CaseRecord::default()).set_worker(Some(w));
+                }
+                Ok(decision)
+            }
         }
-        let decision = self.decide(req, admission, record)?;
-        if let Some(w) = decision.worker() {
-            book.entry(req.case).or_default().set_worker(Some(w));
-        }
-        Ok(decision)
     }
 
     /// A worker hands back a case they hold (退单): they are recorded as a returner (once,
