@@ -404,6 +404,34 @@ impl Out {
     }
 }
 
+/// A batch's timers by slot, each slot's cases in the order they came. Most of a batch
+/// shares one slot or a few (its cases were routed at one moment), so the slots are found
+/// by a short scan; past [`MAX_SCANNED_SLOTS`] the pairs are sorted instead.
+fn group_by_slot(mut arm: Vec<(u64, u64)>) -> Vec<(u64, Box<[u64]>)> {
+    let mut groups: Vec<(u64, Vec<u64>)> = Vec::new();
+    for &(slot, id) in &arm {
+        let n = groups.len();
+        match groups.iter_mut().rev().find(|g| g.0 == slot) {
+            Some(g) => g.1.push(id),
+            None if n < MAX_SCANNED_SLOTS => groups.push((slot, vec![id])),
+            None => {
+                arm.sort_unstable();
+                return arm
+                    .chunk_by(|a, b| a.0 == b.0)
+                    .map(|run| (run[0].0, run.iter().map(|&(_, id)| id).collect()))
+                    .collect();
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(slot, ids)| (slot, ids.into_boxed_slice()))
+        .collect()
+}
+
+/// Distinct timer slots a batch's scan looks through before it sorts instead.
+const MAX_SCANNED_SLOTS: usize = 8;
+
 /// What every stage and command shares.
 pub(crate) struct Shared {
     pub(crate) city: Arc<City>,
@@ -489,13 +517,10 @@ impl Shared {
         }
         let journaled = self.journal_events(out.events.as_deref().unwrap_or_default(), &out.links);
         if !out.arm.is_empty() {
-            let mut arm = out.arm;
-            arm.sort_unstable();
+            let runs = group_by_slot(out.arm);
             let mut t = self.timers.lock();
-            for run in arm.chunk_by(|a, b| a.0 == b.0) {
-                t.entry(run[0].0)
-                    .or_default()
-                    .push(run.iter().map(|&(_, id)| id).collect());
+            for (slot, ids) in runs {
+                t.entry(slot).or_default().push(ids);
             }
         }
         if !out.dedupe_remove.is_empty() {
@@ -1703,6 +1728,28 @@ pub(crate) fn finish(id: u64, rec: &mut Rec, out: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Every (slot, case) pair lands under its slot once, each slot once, whether the
+        /// slots are few (scanned) or many (sorted).
+        #[test]
+        fn timers_are_grouped_by_slot(
+            arm in proptest::collection::vec((0u64..20, 0u64..1_000_000), 0..200),
+        ) {
+            let mut expected: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+            for &(slot, id) in &arm {
+                expected.entry(slot).or_default().push(id);
+            }
+            let mut got: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+            for (slot, ids) in group_by_slot(arm) {
+                proptest::prop_assert!(got.insert(slot, ids.to_vec()).is_none(), "slot {} twice", slot);
+            }
+            for ids in expected.values_mut().chain(got.values_mut()) {
+                ids.sort_unstable();
+            }
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 
     /// The gate opens when every live dispatcher has arrived, and does not wait for one
     /// that died meanwhile.
