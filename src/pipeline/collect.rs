@@ -68,9 +68,17 @@ fn floor_i32(x: f64) -> i32 {
 /// bucket, or in a neighbour only when the report is within the merge distance of that
 /// neighbour's side: one bucket looked at for most reports, 1.56 on average (with buckets
 /// twice the distance wide, it was always four).
+///
+/// The table holds a small slot per bucket (its key and the index of its newest entry),
+/// and the entries sit in a slab, appended in order and chained per bucket: a report's
+/// insert writes a 16-byte slot at random and an entry at the slab's end, where a bucket
+/// kept in the table took a 56-byte slot at random (often two cache lines).
 #[derive(Debug)]
 pub(crate) struct Dedupe {
-    map: HashMap<(u32, i32, i32), Bucket, Fast>,
+    map: HashMap<(u32, i32, i32), u32, Fast>,
+    /// Every entry since the last sweep, removed ones unlinked from their chain (the
+    /// sweep compacts the slab).
+    slab: Vec<Link>,
     distance_m: f64,
     window_ms: u64,
     /// Metres per degree of longitude and latitude, never more than the exact figure
@@ -110,55 +118,30 @@ struct Entry {
     location: Location,
 }
 
-/// The open cases of one bucket. Almost every bucket holds one case (a bucket is a few
-/// dozen metres square, per category), so that one is kept in the table itself: no
-/// allocation per registered case, and no second cache miss to reach it.
-#[derive(Debug, Clone)]
-enum Bucket {
-    One(Entry),
-    Many(Vec<Entry>),
+/// An entry of the slab and the next (older) entry of its bucket.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    entry: Entry,
+    next: u32,
 }
 
-impl Bucket {
-    fn entries(&self) -> &[Entry] {
-        match self {
-            Bucket::One(e) => std::slice::from_ref(e),
-            Bucket::Many(v) => v,
-        }
-    }
-
-    fn push(&mut self, e: Entry) {
-        match self {
-            Bucket::One(first) => *self = Bucket::Many(vec![*first, e]),
-            Bucket::Many(v) => v.push(e),
-        }
-    }
-
-    /// Keeps the entries `keep` says; false when none is left.
-    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) -> bool {
-        match self {
-            Bucket::One(e) => keep(e),
-            Bucket::Many(v) => {
-                v.retain(keep);
-                !v.is_empty()
-            }
-        }
-    }
-}
+/// The end of a bucket's chain.
+const END: u32 = u32::MAX;
 
 impl Dedupe {
     pub(crate) fn new(city: &City, distance_m: f64, window: Duration) -> Dedupe {
         let b = city.grid().bounds();
         // The scale must never make two points look farther apart than they are: then a
-        // duplicate at the merge distance is at most half a bucket away in either axis and
-        // lies in the 2 × 2 buckets searched, and the scaled distance is a lower bound that
-        // may rule a candidate out before the exact distance is computed. So east-west uses
+        // duplicate at the merge distance is at most that far in either axis (in the
+        // report's bucket or in a neighbour it is that near), and the scaled distance is a
+        // lower bound that may rule a candidate out before the exact distance is computed. So east-west uses
         // the cosine of the latitude farthest from the equator the grid reaches, and both
         // axes give up 0.1 % (far more than a great circle's shortfall from the scaled
         // straight line over a few kilometres).
         let polar = b[1].abs().max(b[3].abs()).min(89.0).to_radians();
         Dedupe {
             map: HashMap::default(),
+            slab: Vec::new(),
             distance_m,
             window_ms: duration_ms(window),
             kx: M_PER_DEG * polar.cos() / (1.0 + SCALE_MARGIN),
@@ -240,10 +223,13 @@ impl Dedupe {
             if !self.may_hold(key) {
                 continue;
             }
-            let Some(bucket) = self.map.get(&key) else {
+            let Some(&head) = self.map.get(&key) else {
                 continue;
             };
-            for e in bucket.entries() {
+            let mut link = head;
+            while let Some(l) = self.slab.get(link as usize) {
+                link = l.next;
+                let e = &l.entry;
                 if e.at.abs_diff(at) <= self.window_ms
                     && self.may_be_near(e.location, p)
                     && e.location.distance_m(p) <= self.distance_m
@@ -257,20 +243,30 @@ impl Dedupe {
     }
 
     pub(crate) fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
+        // The slab's indices are 32 bits: a sweep compacts it first if it is that full
+        // (never in practice: a sweep comes every `sweep_every` inserts).
+        if self.slab.len() >= END as usize {
+            self.sweep();
+        }
         let (bx, by) = self.bucket(p);
-        let e = Entry {
+        let entry = Entry {
             id,
             at,
             location: p,
         };
         let key = (category, bx, by);
         self.mark(key);
-        match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(e),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Bucket::One(e));
+        let at_slab = self.slab.len() as u32;
+        let next = match self.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                std::mem::replace(o.get_mut(), at_slab)
             }
-        }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(at_slab);
+                END
+            }
+        };
+        self.slab.push(Link { entry, next });
         self.newest = self.newest.max(at);
         self.inserted += 1;
         // Entries older than the window can match no new report: sweep them now and then,
@@ -284,7 +280,32 @@ impl Dedupe {
     fn sweep(&mut self) {
         self.inserted = 0;
         let horizon = self.newest.saturating_sub(self.window_ms);
-        self.map.retain(|_, b| b.retain(|e| e.at >= horizon));
+        // The live entries move to a new slab, bucket by bucket, their chains in the
+        // same order; a bucket left with none goes.
+        let old = std::mem::take(&mut self.slab);
+        let mut slab = Vec::with_capacity(old.len().min(self.map.len() * 2));
+        self.map.retain(|_, head| {
+            let mut link = *head;
+            let mut last: Option<usize> = None;
+            while let Some(l) = old.get(link as usize) {
+                link = l.next;
+                if l.entry.at < horizon {
+                    continue;
+                }
+                let here = slab.len();
+                slab.push(Link {
+                    entry: l.entry,
+                    next: END,
+                });
+                match last {
+                    Some(k) => slab[k].next = here as u32,
+                    None => *head = here as u32,
+                }
+                last = Some(here);
+            }
+            last.is_some()
+        });
+        self.slab = slab;
         self.shrink();
         // Bits of buckets emptied since the last sweep go; the table follows the number of
         // buckets held.
@@ -325,11 +346,28 @@ impl Dedupe {
         }
         for &(id, category, p) in done {
             let (bx, by) = self.bucket(p);
-            if let std::collections::hash_map::Entry::Occupied(mut o) =
+            let std::collections::hash_map::Entry::Occupied(mut o) =
                 self.map.entry((category, bx, by))
-                && !o.get_mut().retain(|e| e.id != id)
-            {
-                o.remove();
+            else {
+                continue;
+            };
+            // Unlinked from its chain; its slot in the slab goes at the next sweep.
+            let mut prev: Option<usize> = None;
+            let mut link = *o.get();
+            while let Some(l) = self.slab.get(link as usize) {
+                let (here, next) = (link as usize, l.next);
+                if l.entry.id == id {
+                    match prev {
+                        Some(k) => self.slab[k].next = next,
+                        None if next == END => {
+                            o.remove();
+                        }
+                        None => *o.get_mut() = next,
+                    }
+                    break;
+                }
+                prev = Some(here);
+                link = next;
             }
         }
         // After a rush the table would keep its peak size for good.
@@ -613,26 +651,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bucket_holds_one_case_in_place_and_more_in_a_list() {
-        let e = |id| Entry {
-            id,
-            at: 0,
-            location: Location::new(120.0, 36.0).unwrap(),
-        };
-        let mut b = Bucket::One(e(1));
-        assert_eq!(b.entries().len(), 1);
-        b.push(e(2));
-        b.push(e(3));
-        let ids = |b: &Bucket| b.entries().iter().map(|e| e.id).collect::<Vec<_>>();
-        assert_eq!(ids(&b), [1, 2, 3]);
-        assert!(b.retain(|e| e.id != 2));
-        assert_eq!(ids(&b), [1, 3]);
-        assert!(!b.retain(|_| false));
-        assert!(!Bucket::One(e(1)).retain(|e| e.id != 1));
-        assert!(Bucket::One(e(1)).retain(|e| e.id != 9));
-    }
-
     /// Great-circle distance by the chord between unit vectors: another formula than the
     /// haversine the index uses, on the same sphere.
     fn chord_distance_m(a: Location, b: Location) -> f64 {
@@ -649,7 +667,7 @@ mod tests {
         /// Against every entry checked by brute force: cases placed around the merge
         /// distance in every direction, at the grid's edge farthest from the equator
         /// (where a degree of longitude is shortest) and at its middle, the report anywhere
-        /// in its bucket; some removed, and
+        /// in its bucket; some removed (at once or after the others), and
         /// sweeps (which drop what is too old and rebuild the occupancy bits) every few
         /// inserts or never.
         #[test]
@@ -657,7 +675,7 @@ mod tests {
             distance in 5.0f64..500.0,
             at_edge in proptest::bool::ANY,
             placed in proptest::collection::vec(
-                (0.0f64..std::f64::consts::TAU, 0.95f64..1.05, 0u64..2_000, 0u32..2, proptest::bool::weighted(0.3)),
+                (0.0f64..std::f64::consts::TAU, 0.95f64..1.05, 0u64..2_000, 0u32..2, 0u8..10),
                 1..40,
             ),
             sweep_every in proptest::sample::select(vec![2usize, 5, 1 << 16]),
@@ -687,7 +705,10 @@ mod tests {
             // What the index should hold: (id, category, place, time, still there).
             let mut all = Vec::new();
             let mut newest = 0;
-            for (k, &(angle, factor, at, category, removed)) in placed.iter().enumerate() {
+            // `removal`: 0-1 removed at once (the newest of its bucket), 2-3 once all are in
+            // (anywhere in its bucket's chain), else kept.
+            let mut later = Vec::new();
+            for (k, &(angle, factor, at, category, removal)) in placed.iter().enumerate() {
                 let r = distance * factor / crate::grid::M_PER_DEG;
                 let p = Location::new(
                     centre.lon() + r * angle.cos() / lat.to_radians().cos(),
@@ -703,10 +724,18 @@ mod tests {
                         e.4 &= e.3 + 1_000 >= newest;
                     }
                 }
-                if removed {
-                    d.remove(&[(k as u64, category, p)]);
-                    all[k].4 = false;
+                match removal {
+                    0..=1 => {
+                        d.remove(&[(k as u64, category, p)]);
+                        all[k].4 = false;
+                    }
+                    2..=3 => later.push((k as u64, category, p)),
+                    _ => {}
                 }
+            }
+            d.remove(&later);
+            for &(k, ..) in &later {
+                all[k as usize].4 = false;
             }
             // Too close to the merge distance for two formulas to agree on its side.
             let unclear = all.iter().any(|&(_, _, p, _, _)| {
