@@ -85,11 +85,12 @@ fn run(grid_path: &Path, points_path: &Path, repeat: Option<u32>) -> Result<(), 
     let region = Region::new(GLOBAL);
     let grid = Grid::from_geojson(&text)
         .map_err(|e| fail(format!("bad grid {}: {e}", grid_path.display())))?;
-    // What the parse allocated and did not free: everything the grid holds.
+    // What the parse allocated and did not free: everything the grid holds (a
+    // reallocation is in `bytes_allocated` or `bytes_deallocated` already).
     let change = region.change();
-    let held = (change.bytes_allocated as isize - change.bytes_deallocated as isize
-        + change.bytes_reallocated)
-        .max(0) as usize;
+    let held = change
+        .bytes_allocated
+        .saturating_sub(change.bytes_deallocated);
     drop(text);
 
     let mut reader = csv::ReaderBuilder::new()

@@ -392,8 +392,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let seconds = started.elapsed().as_secs_f64() - generate_seconds;
     let cpu = cpu_seconds() - cpu0;
     let change = region.change();
-    let held = change.bytes_allocated as f64 - change.bytes_deallocated as f64
-        + change.bytes_reallocated as f64;
+    // A reallocation is counted in `bytes_allocated` (growth) or `bytes_deallocated`
+    // (shrinking) already; `bytes_reallocated` repeats it, so it is not added.
+    let held = change.bytes_allocated as f64 - change.bytes_deallocated as f64;
 
     let snapshot = engine.snapshot();
     let sum: u64 = snapshot.by_state.values().sum();
