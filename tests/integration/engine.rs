@@ -647,6 +647,52 @@ fn a_slow_subscriber_is_told_how_many_events_it_missed() {
     engine.shutdown();
 }
 
+/// A batch with bad reports among good ones: each bad one gets its own error, the good
+/// ones consecutive ids in their order, and each id holds its own report.
+#[test]
+fn a_batch_refuses_its_bad_reports_and_takes_the_rest_in_order() {
+    let (engine, _) = engine();
+    let mut reports = Vec::new();
+    let mut expect_ok = Vec::new();
+    for (i, p) in places().iter().take(60).enumerate() {
+        let mut r = report(if i % 3 == 0 { "ZF-01" } else { "ZZ-04" }, *p)
+            .with_description(format!("report {i}"));
+        let good = match i % 7 {
+            2 => {
+                r.category = CategoryId::from_index(9_999).expect("an id");
+                false
+            }
+            5 => {
+                r.description = "x".repeat(wangge::pipeline::MAX_DESCRIPTION + 1);
+                false
+            }
+            _ => true,
+        };
+        expect_ok.push(good);
+        reports.push(r);
+    }
+    let answers = engine.submit_batch(reports.clone());
+    assert_eq!(answers.len(), reports.len());
+    let mut next = 0;
+    for ((r, a), good) in reports.iter().zip(&answers).zip(&expect_ok) {
+        match (a, good) {
+            (Ok(id), true) => {
+                assert_eq!(*id, CaseId(next), "good reports take consecutive ids");
+                next += 1;
+                let c = engine.case(*id).expect("stored");
+                assert_eq!(
+                    (c.category, c.location, c.description.as_str()),
+                    (r.category, r.location, r.description.as_str())
+                );
+            }
+            (Err(SubmitError::UnknownCategory(_) | SubmitError::DescriptionTooLong(_)), false) => {}
+            other => panic!("{other:?} for {:?}", r.description.get(..12)),
+        }
+    }
+    assert_eq!(engine.submitted(), next);
+    engine.shutdown();
+}
+
 #[test]
 fn shutdown_drains_and_refuses_what_comes_after() {
     let (engine, _) = engine();
