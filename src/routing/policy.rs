@@ -139,6 +139,35 @@ impl PolicyKind {
     }
 }
 
+/// The policy a router ranks with: a built-in one is called directly (so that its rank is
+/// worked out in line in the candidate loop), one of the caller's through its trait object.
+#[derive(Debug)]
+pub(crate) enum Ranker {
+    Builtin(PolicyKind),
+    Custom(Box<dyn Policy>),
+}
+
+impl Ranker {
+    #[inline(always)]
+    pub(crate) fn rank(&self, c: &Candidate) -> u64 {
+        match self {
+            Ranker::Builtin(PolicyKind::Nearest) => Nearest.rank(c),
+            Ranker::Builtin(PolicyKind::LeastLoaded) => LeastLoaded.rank(c),
+            Ranker::Builtin(PolicyKind::FairRotation) => FairRotation.rank(c),
+            Ranker::Custom(p) => p.rank(c),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Ranker::Builtin(PolicyKind::Nearest) => Nearest.name(),
+            Ranker::Builtin(PolicyKind::LeastLoaded) => LeastLoaded.name(),
+            Ranker::Builtin(PolicyKind::FairRotation) => FairRotation.name(),
+            Ranker::Custom(p) => p.name(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

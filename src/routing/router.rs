@@ -4,7 +4,7 @@ use super::cases::{CaseBook, CaseId, CaseRecord};
 use super::decision::{
     Decision, DecisionRecord, Found, Name, Outcome, OutcomeKind, Skipped, Trace, write_decision,
 };
-use super::policy::{Candidate, Policy, PolicyKind};
+use super::policy::{Candidate, Policy, PolicyKind, Ranker};
 use super::state::{Board, ClaimFailure, WorkerState, WorkerStatus};
 use crate::city::{
     Admission, CategoryId, City, Csr, Holder, OrganId, Platform, Priority, RoleSet, ServiceItemId,
@@ -394,7 +394,7 @@ const NO_FORCE: u32 = u32::MAX;
 pub struct Router {
     city: Arc<City>,
     config: RouterConfig,
-    policy: Box<dyn Policy>,
+    policy: Ranker,
     board: Board,
     cases: CaseBook,
     roles: Vec<RoleSet>,
@@ -442,8 +442,8 @@ impl Router {
     /// outside 1 to [`MAX_RETURNS`]; [`RoutingError::TooLarge`] if the candidate lists
     /// would exceed 2^27 entries.
     pub fn new(city: Arc<City>, config: RouterConfig) -> Result<Router, RoutingError> {
-        let policy = config.policy.policy();
-        Router::with_policy(city, config, policy)
+        let policy = Ranker::Builtin(config.policy);
+        Router::with_ranker(city, config, policy)
     }
 
     /// A router with a policy of your own (`config.policy` is then ignored).
@@ -454,6 +454,14 @@ impl Router {
         city: Arc<City>,
         config: RouterConfig,
         policy: Box<dyn Policy>,
+    ) -> Result<Router, RoutingError> {
+        Router::with_ranker(city, config, Ranker::Custom(policy))
+    }
+
+    fn with_ranker(
+        city: Arc<City>,
+        config: RouterConfig,
+        policy: Ranker,
     ) -> Result<Router, RoutingError> {
         if config.max_ring > MAX_RING {
             return Err(RoutingError::Config {
