@@ -820,6 +820,73 @@ fn decisions_serialize_with_string_ids_and_come_back() {
     assert!(kinds.len() >= 2, "{kinds:?}");
 }
 
+/// A policy of the caller's goes through its trait object, the built-in ones are called
+/// directly: the same ranks must give the same decisions either way, and the caller's own
+/// ranking must be the one used.
+#[test]
+fn a_policy_of_ones_own_ranks_as_the_built_in_one_would() {
+    /// The built-in nearest-worker rank, under another name.
+    #[derive(Debug)]
+    struct NearestAgain;
+    impl wangge::Policy for NearestAgain {
+        fn rank(&self, c: &Candidate) -> u64 {
+            wangge::Policy::rank(&wangge::routing::Nearest, c)
+        }
+        fn name(&self) -> &'static str {
+            "nearest, again"
+        }
+    }
+    /// The highest worker id first: no built-in policy ranks so.
+    #[derive(Debug)]
+    struct HighestId;
+    impl wangge::Policy for HighestId {
+        fn rank(&self, c: &Candidate) -> u64 {
+            u64::MAX - c.worker.index() as u64
+        }
+        fn name(&self) -> &'static str {
+            "highest id"
+        }
+    }
+    let city = city();
+    let built_in = Router::new(city.clone(), RouterConfig::default()).unwrap();
+    let own = Router::with_policy(
+        city.clone(),
+        RouterConfig::default(),
+        Box::new(NearestAgain),
+    )
+    .unwrap();
+    let highest =
+        Router::with_policy(city.clone(), RouterConfig::default(), Box::new(HighestId)).unwrap();
+    let categories = city.categories().len();
+    let (mut assigned, mut compared) = (0, 0);
+    for k in 0..3000usize {
+        let cell = CellId::from_index(k * 7919 % city.grid().len()).unwrap();
+        let category = CategoryId::from_index(k % categories).unwrap();
+        let req = CaseRequest::new(CaseId(k as u64), cell, category, place(&city, cell));
+        let a = built_in.route(&req).unwrap();
+        let b = own.route(&req).unwrap();
+        assert_eq!(a.outcome, b.outcome, "case {k}");
+        assert_eq!(
+            (a.trace.policy, b.trace.policy),
+            ("nearest", "nearest, again")
+        );
+        let h = highest.route(&req).unwrap();
+        assert_eq!(h.trace.policy, "highest id");
+        if let (Outcome::Assigned { worker }, Some(next)) = (h.outcome, h.trace.runner_up) {
+            assert!(
+                worker.index() > next.index(),
+                "case {k}: {worker:?} before {next:?}"
+            );
+            compared += 1;
+        }
+        assigned += usize::from(matches!(a.outcome, Outcome::Assigned { .. }));
+    }
+    assert!(
+        assigned > 1000 && compared > 100,
+        "{assigned} assigned, {compared} compared"
+    );
+}
+
 #[test]
 fn concurrent_routing_never_exceeds_capacity_and_loses_nothing() {
     let city = city();
