@@ -134,10 +134,10 @@ impl Dedupe {
         // The scale must never make two points look farther apart than they are: then a
         // duplicate at the merge distance is at most that far in either axis (in the
         // report's bucket or in a neighbour it is that near), and the scaled distance is a
-        // lower bound that may rule a candidate out before the exact distance is computed. So east-west uses
-        // the cosine of the latitude farthest from the equator the grid reaches, and both
-        // axes give up 0.1 % (far more than a great circle's shortfall from the scaled
-        // straight line over a few kilometres).
+        // lower bound that may rule a candidate out before the exact distance is computed.
+        // So east-west uses the cosine of the latitude farthest from the equator the grid
+        // reaches, and both axes give up 0.1 % (far more than a great circle's shortfall
+        // from the scaled straight line over a few kilometres).
         let polar = b[1].abs().max(b[3].abs()).min(89.0).to_radians();
         Dedupe {
             map: HashMap::default(),
