@@ -370,6 +370,10 @@ pub fn run(
                     *out.refused.entry(key).or_insert(0) += 1;
                 }
             }
+            // The minute's reports are routed before its people act: otherwise a worker
+            // freed by this minute's actions may or may not take one of them, as the
+            // threads happen to run, and the day would not be repeatable.
+            engine.flush();
         }
         // What people do this minute.
         commands.clear();
