@@ -7,7 +7,9 @@
 //!  shifts: on/off duty ──┤
 //!                        ▼
 //!   SimClock ─► Engine: submit_batch ─► collect ─► assign ─► dispatched / queued / ruling
-//!   +1 min      tick(): accept deadlines, 催办, 督办
+//!   +1 min      flush: the minute's reports are routed before its people act, so that
+//!               a day is repeatable (the same seed, the same figures)
+//!               tick(): accept deadlines, 催办, 督办
 //!                        │ subscribe(): every transition
 //!                        ▼
 //!   people: accept (some return), travel, work, resolve; inspectors verify (some fail);
