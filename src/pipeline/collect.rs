@@ -12,7 +12,6 @@ use crate::city::{Admission, City};
 use crate::clock::{Timestamp, duration_ms};
 use crate::grid::{CellId, Location, M_PER_DEG};
 use crossbeam_channel::Receiver;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -63,23 +62,48 @@ fn floor_i32(x: f64) -> i32 {
     }
 }
 
-/// Open cases by category and place, to find duplicates: a hash of square buckets
-/// [`BUCKET_WIDTH`] merge distances wide, so that a duplicate lies in the report's own
-/// bucket, or in a neighbour only when the report is within the merge distance of that
-/// neighbour's side: one bucket looked at for most reports, 1.56 on average (with buckets
-/// twice the distance wide, it was always four).
+/// Open cases by place, to find duplicates: a flat table of square buckets over the grid's
+/// bounding box, [`BUCKET_WIDTH`] merge distances wide (wider if the box would need more
+/// than [`MAX_BUCKETS`]), so that a duplicate lies in the report's own bucket, or in a
+/// neighbour only when the report is within the merge distance of that neighbour's side:
+/// one bucket looked at for most reports, 1.56 on average.
 ///
-/// The table holds a small slot per bucket (its key and the index of its newest entry),
-/// and the entries sit in a slab, appended in order and chained per bucket: a report's
-/// insert writes a 16-byte slot at random and an entry at the slab's end, where a bucket
-/// kept in the table took a 56-byte slot at random (often two cache lines).
+/// The table holds, per bucket, the index of its newest entry; the entries sit in a slab,
+/// appended in order and chained per bucket, every category in one chain (each entry says
+/// its own). A bucket is found from the coordinates alone, without a hash, and most
+/// reports read only its byte of marks (below), then write its word. The table's size is
+/// fixed by the grid's box (five bytes a bucket: 1.1 MB for a city 110 km across at the
+/// default 30 m), not by the number of open cases.
 #[derive(Debug)]
 pub(crate) struct Dedupe {
-    map: HashMap<(u32, i32, i32), u32, Fast>,
-    /// Every entry since the last sweep, removed ones unlinked from their chain (the
-    /// sweep compacts the slab).
+    /// The newest entry of each bucket ([`END`]: none), bucket `(x, y)` at
+    /// `(y - y0) * columns + (x - x0)`.
+    heads: Vec<u32>,
+    /// One byte per bucket: bit `category % 8` set exactly when its chain holds an entry
+    /// of such a category (0: the chain is empty). A quarter of the table's size, it stays
+    /// in cache: most reports have no open case of their category nearby, and this says
+    /// so without a read of the table or the slab; an insert into an empty bucket only
+    /// writes the table's word.
+    marks: Vec<u8>,
+    /// The bucket coordinates of the table's first column and row (the grid's box starts
+    /// one bucket in, so that every neighbour of a bucket in the box is in the table).
+    x0: i32,
+    y0: i32,
+    columns: i32,
+    rows: i32,
+    /// Every entry since the last sweep, removed ones unlinked from their chain and marked
+    /// (the sweep compacts the slab).
     slab: Vec<Link>,
+    /// The slab before the last sweep, emptied, for the next one to fill.
+    spare: Vec<Link>,
+    /// Entries linked in a chain.
+    live: usize,
     distance_m: f64,
+    /// The side of a bucket in metres.
+    side_m: f64,
+    /// Bucket sides per degree of longitude and latitude.
+    fx: f64,
+    fy: f64,
     window_ms: u64,
     /// Metres per degree of longitude and latitude, never more than the exact figure
     /// anywhere on the grid.
@@ -89,27 +113,11 @@ pub(crate) struct Dedupe {
     newest: u64,
     /// Inserts between sweeps.
     sweep_every: usize,
-    /// One bit per hashed bucket key, set for every bucket that holds a case (and maybe
-    /// for some that held one since the last sweep): most reports have no open case of
-    /// their category nearby, and this table, small enough to stay in cache, says so
-    /// without a probe of the big one.
-    occupied: Vec<u64>,
 }
 
-/// The word (of a table of `words`, a power of two) and the bit of a bucket key.
-#[inline]
-fn occupancy_bit(words: usize, key: (u32, i32, i32)) -> (usize, u64) {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = Fast::default().build_hasher();
-    h.write_u32(key.0);
-    h.write_i32(key.1);
-    h.write_i32(key.2);
-    let h = h.finish();
-    ((h >> 40) as usize & (words - 1), 1 << ((h >> 34) & 63))
-}
-
-/// Bits of the occupancy table per bucket held, at least (rebuilt at each sweep).
-const BITS_PER_BUCKET: usize = 16;
+/// The most buckets the table may have (5 bytes each): a grid whose box needs more at
+/// [`BUCKET_WIDTH`] merge distances gets wider buckets.
+const MAX_BUCKETS: usize = 1 << 22;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -118,18 +126,32 @@ struct Entry {
     location: Location,
 }
 
-/// An entry of the slab and the next (older) entry of its bucket.
+/// An entry of the slab, its category, its bucket ([`END`] once removed) and the next
+/// (older) entry of its bucket.
 #[derive(Debug, Clone, Copy)]
 struct Link {
     entry: Entry,
+    category: u32,
+    bucket: u32,
     next: u32,
 }
 
-/// The end of a bucket's chain.
+/// The end of a bucket's chain, and the bucket of a removed entry.
 const END: u32 = u32::MAX;
 
 impl Dedupe {
     pub(crate) fn new(city: &City, distance_m: f64, window: Duration) -> Dedupe {
+        Dedupe::with_max_buckets(city, distance_m, window, MAX_BUCKETS)
+    }
+
+    /// [`Dedupe::new`] with a table of at most `max_buckets` (at least 16).
+    fn with_max_buckets(
+        city: &City,
+        distance_m: f64,
+        window: Duration,
+        max_buckets: usize,
+    ) -> Dedupe {
+        let max_buckets = max_buckets.max(16);
         let b = city.grid().bounds();
         // The scale must never make two points look farther apart than they are: then a
         // duplicate at the merge distance is at most that far in either axis (in the
@@ -139,33 +161,114 @@ impl Dedupe {
         // reaches, and both axes give up 0.1 % (far more than a great circle's shortfall
         // from the scaled straight line over a few kilometres).
         let polar = b[1].abs().max(b[3].abs()).min(89.0).to_radians();
-        Dedupe {
-            map: HashMap::default(),
+        let mut d = Dedupe {
+            heads: Vec::new(),
+            marks: Vec::new(),
+            x0: 0,
+            y0: 0,
+            columns: 0,
+            rows: 0,
             slab: Vec::new(),
+            spare: Vec::new(),
+            live: 0,
             distance_m,
+            side_m: BUCKET_WIDTH * distance_m.max(0.5),
+            fx: 0.0,
+            fy: 0.0,
             window_ms: duration_ms(window),
             kx: M_PER_DEG * polar.cos() / (1.0 + SCALE_MARGIN),
             ky: M_PER_DEG / (1.0 + SCALE_MARGIN),
             inserted: 0,
             newest: 0,
             sweep_every: 1 << 16,
-            occupied: vec![0; 1 << 14],
+        };
+        d.set_side(d.side_m);
+        if !d.enabled() {
+            return d;
         }
+        // The box's buckets, and one more all round; wider buckets until they fit (a side
+        // longer than the box is across leaves at most 4 x 4).
+        let across_m = (b[2] - b[0]).abs() * d.kx + (b[3] - b[1]).abs() * d.ky;
+        for round in 0.. {
+            let (lo, hi) = (d.raw_bucket(b[0], b[1]), d.raw_bucket(b[2], b[3]));
+            let columns = i64::from(hi.0) - i64::from(lo.0) + 3;
+            let rows = i64::from(hi.1) - i64::from(lo.1) + 3;
+            let cells = columns.saturating_mul(rows);
+            let inside = |v: i32| v > i32::MIN + 1 && v < i32::MAX - 1;
+            if cells <= max_buckets as i64 && [lo.0, lo.1, hi.0, hi.1].into_iter().all(inside) {
+                (d.x0, d.y0) = (lo.0 - 1, lo.1 - 1);
+                (d.columns, d.rows) = (columns as i32, rows as i32);
+                break;
+            }
+            let side = if round < 100 {
+                d.side_m * ((cells as f64 / max_buckets as f64).sqrt() * 1.01).max(1.01)
+            } else {
+                2.0 * across_m + 1.0
+            };
+            d.set_side(side);
+        }
+        d.heads = vec![END; d.columns as usize * d.rows as usize];
+        d.marks = vec![0; d.heads.len()];
+        d
     }
 
     pub(crate) fn enabled(&self) -> bool {
         self.distance_m > 0.0 && self.window_ms > 0
     }
 
-    /// The side of a bucket in metres.
-    fn side_m(&self) -> f64 {
-        BUCKET_WIDTH * self.distance_m.max(0.5)
+    /// Sets the side of a bucket, and with it the scale from degrees to bucket sides.
+    fn set_side(&mut self, side_m: f64) {
+        self.side_m = side_m;
+        (self.fx, self.fy) = (self.kx / side_m, self.ky / side_m);
     }
 
     /// Coordinates in units of a bucket's side.
-    fn scaled(&self, p: Location) -> (f64, f64) {
-        let size = self.side_m();
-        (p.lon() * self.kx / size, p.lat() * self.ky / size)
+    #[inline]
+    fn scaled(&self, lon: f64, lat: f64) -> (f64, f64) {
+        (lon * self.fx, lat * self.fy)
+    }
+
+    fn raw_bucket(&self, lon: f64, lat: f64) -> (i32, i32) {
+        let (x, y) = self.scaled(lon, lat);
+        (floor_i32(x), floor_i32(y))
+    }
+
+    /// The table index of bucket `(bx, by)`; a bucket off the table is taken as the
+    /// nearest one on it (only points outside the grid's box, which are never registered,
+    /// fall there).
+    #[inline]
+    fn slot(&self, bx: i32, by: i32) -> usize {
+        if self.columns <= 0 || self.rows <= 0 {
+            return usize::MAX;
+        }
+        let x = bx.saturating_sub(self.x0).clamp(0, self.columns - 1);
+        let y = by.saturating_sub(self.y0).clamp(0, self.rows - 1);
+        y as usize * self.columns as usize + x as usize
+    }
+
+    /// The mark of a category (see [`Dedupe::marks`]).
+    #[inline]
+    fn mark(category: u32) -> u8 {
+        1 << (category % 8)
+    }
+
+    /// The marks of bucket `slot`, 0 for none.
+    #[inline]
+    fn marks_of(&self, slot: usize) -> u8 {
+        self.marks.get(slot).copied().unwrap_or(0)
+    }
+
+    /// Marks bucket `slot` again from its chain.
+    fn remark(&mut self, slot: usize) {
+        let mut m = 0;
+        let mut link = self.heads.get(slot).copied().unwrap_or(END);
+        while let Some(l) = self.slab.get(link as usize) {
+            m |= Dedupe::mark(l.category);
+            link = l.next;
+        }
+        if let Some(w) = self.marks.get_mut(slot) {
+            *w = m;
+        }
     }
 
     /// Whether `a` and `b` may be within the merge distance: false only when the scaled
@@ -183,19 +286,36 @@ impl Dedupe {
         dx * dx + dy * dy <= self.distance_m * self.distance_m
     }
 
-    fn bucket(&self, p: Location) -> (i32, i32) {
-        let (x, y) = self.scaled(p);
-        (floor_i32(x), floor_i32(y))
+    /// The oldest open case this report duplicates.
+    #[cfg(test)]
+    fn find(&self, category: u32, p: Location, at: u64) -> Option<u64> {
+        self.look(category, p, at).0
     }
 
-    /// The oldest open case this report duplicates.
-    fn find(&self, category: u32, p: Location, at: u64) -> Option<u64> {
-        let (x, y) = self.scaled(p);
+    /// The oldest open case this report duplicates, or else the report goes in as an
+    /// open case (`id`) itself.
+    pub(crate) fn find_or_insert(
+        &mut self,
+        category: u32,
+        p: Location,
+        at: u64,
+        id: u64,
+    ) -> Option<u64> {
+        let (found, slot) = self.look(category, p, at);
+        if found.is_none() {
+            self.insert_at(slot, category, p, at, id);
+        }
+        found
+    }
+
+    /// [`Dedupe::find`], and the table index of the report's own bucket.
+    fn look(&self, category: u32, p: Location, at: u64) -> (Option<u64>, usize) {
+        let (x, y) = self.scaled(p.lon(), p.lat());
         let (bx, by) = (floor_i32(x), floor_i32(y));
         // The scaled distance is never more than the exact one, so a duplicate is at most
         // `reach` (in bucket sides) from the report along either axis: its bucket is the
         // report's own, or the neighbour on a side the report is that close to.
-        let reach = self.distance_m / self.side_m();
+        let reach = self.distance_m / self.side_m;
         let side = |f: f64| {
             if f < reach {
                 -1
@@ -219,18 +339,16 @@ impl Dedupe {
         }
         let mut best: Option<Entry> = None;
         for &(dx, dy) in &near[..n] {
-            let key = (category, bx + dx, by + dy);
-            if !self.may_hold(key) {
+            let slot = self.slot(bx + dx, by + dy);
+            if self.marks_of(slot) & Dedupe::mark(category) == 0 {
                 continue;
             }
-            let Some(&head) = self.map.get(&key) else {
-                continue;
-            };
-            let mut link = head;
-            while let Some(l) = self.slab.get(link as usize) {
-                link = l.next;
+            let mut link = self.heads.get(slot).copied();
+            while let Some(l) = link.and_then(|k| self.slab.get(k as usize)) {
+                link = Some(l.next);
                 let e = &l.entry;
-                if e.at.abs_diff(at) <= self.window_ms
+                if l.category == category
+                    && e.at.abs_diff(at) <= self.window_ms
                     && self.may_be_near(e.location, p)
                     && e.location.distance_m(p) <= self.distance_m
                     && best.is_none_or(|b| (e.at, e.id) < (b.at, b.id))
@@ -239,34 +357,42 @@ impl Dedupe {
                 }
             }
         }
-        best.map(|e| e.id)
+        (best.map(|e| e.id), self.slot(bx, by))
     }
 
+    /// Puts an open case in the index.
     pub(crate) fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
+        let (bx, by) = self.raw_bucket(p.lon(), p.lat());
+        self.insert_at(self.slot(bx, by), category, p, at, id);
+    }
+
+    fn insert_at(&mut self, bucket: usize, category: u32, p: Location, at: u64, id: u64) {
         // The slab's indices are 32 bits: a sweep compacts it first if it is that full
         // (never in practice: a sweep comes every `sweep_every` inserts).
-        if self.slab.len() >= END as usize {
+        if self.slab.len() >= END as usize - 1 {
             self.sweep();
         }
-        let (bx, by) = self.bucket(p);
-        let entry = Entry {
-            id,
-            at,
-            location: p,
+        // An empty bucket's word is only written: no wait for it to come from memory.
+        let marks = self.marks_of(bucket);
+        let Some(head) = self.heads.get_mut(bucket) else {
+            return;
         };
-        let key = (category, bx, by);
-        self.mark(key);
-        let at_slab = self.slab.len() as u32;
-        let next = match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                std::mem::replace(o.get_mut(), at_slab)
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(at_slab);
-                END
-            }
-        };
-        self.slab.push(Link { entry, next });
+        let next = if marks != 0 { *head } else { END };
+        *head = self.slab.len() as u32;
+        if let Some(m) = self.marks.get_mut(bucket) {
+            *m = marks | Dedupe::mark(category);
+        }
+        self.slab.push(Link {
+            entry: Entry {
+                id,
+                at,
+                location: p,
+            },
+            category,
+            bucket: bucket as u32,
+            next,
+        });
+        self.live += 1;
         self.newest = self.newest.max(at);
         self.inserted += 1;
         // Entries older than the window can match no new report: sweep them now and then,
@@ -276,67 +402,45 @@ impl Dedupe {
         }
     }
 
-    /// Drops the entries no new report can match and rebuilds the occupancy bits.
+    /// Drops the entries no new report can match and those removed, compacting the slab.
     fn sweep(&mut self) {
         self.inserted = 0;
         let horizon = self.newest.saturating_sub(self.window_ms);
-        // The live entries move to a new slab, bucket by bucket, their chains in the
-        // same order; a bucket left with none goes.
         let old = std::mem::take(&mut self.slab);
-        let mut slab = Vec::with_capacity(old.len().min(self.map.len() * 2));
-        self.map.retain(|_, head| {
-            let mut link = *head;
-            let mut last: Option<usize> = None;
-            while let Some(l) = old.get(link as usize) {
-                link = l.next;
-                if l.entry.at < horizon {
-                    continue;
+        // Every bucket an entry was in starts empty; the entries kept go back oldest first,
+        // each at its bucket's head, so each chain keeps its newest-first order.
+        for l in &old {
+            if let Some(h) = self.heads.get_mut(l.bucket as usize) {
+                *h = END;
+                if let Some(m) = self.marks.get_mut(l.bucket as usize) {
+                    *m = 0;
                 }
-                let here = slab.len();
-                slab.push(Link {
-                    entry: l.entry,
-                    next: END,
-                });
-                match last {
-                    Some(k) => slab[k].next = here as u32,
-                    None => *head = here as u32,
-                }
-                last = Some(here);
             }
-            last.is_some()
-        });
-        self.slab = slab;
-        self.shrink();
-        // Bits of buckets emptied since the last sweep go; the table follows the number of
-        // buckets held.
-        let words = (self.map.len() * BITS_PER_BUCKET / 64)
-            .next_power_of_two()
-            .clamp(1 << 10, 1 << 20);
-        self.occupied.clear();
-        self.occupied.resize(words, 0);
-        for &key in self.map.keys() {
-            let (w, m) = occupancy_bit(words, key);
-            self.occupied[w] |= m;
         }
-    }
-
-    /// The occupancy bit of a bucket key: its word and its mask.
-    #[inline]
-    fn bit(&self, key: (u32, i32, i32)) -> (usize, u64) {
-        occupancy_bit(self.occupied.len(), key)
-    }
-
-    #[inline]
-    fn mark(&mut self, key: (u32, i32, i32)) {
-        let (w, m) = self.bit(key);
-        self.occupied[w] |= m;
-    }
-
-    /// False only if the bucket holds no case.
-    #[inline]
-    fn may_hold(&self, key: (u32, i32, i32)) -> bool {
-        let (w, m) = self.bit(key);
-        self.occupied[w] & m != 0
+        // The slab before last is refilled: a new one each time would be memory the
+        // kernel hands out afresh, a page fault per 4 KiB.
+        let mut slab = std::mem::take(&mut self.spare);
+        slab.clear();
+        slab.reserve(self.live.min(old.len()));
+        for &l in &old {
+            if l.entry.at < horizon {
+                continue;
+            }
+            // A removed entry's bucket is END, no bucket: it does not go back.
+            if let Some(h) = self.heads.get_mut(l.bucket as usize) {
+                let next = std::mem::replace(h, slab.len() as u32);
+                slab.push(Link { next, ..l });
+                if let Some(m) = self.marks.get_mut(l.bucket as usize) {
+                    *m |= Dedupe::mark(l.category);
+                }
+            }
+        }
+        self.live = slab.len();
+        self.slab = slab;
+        // Kept for the next sweep unless far larger than what the index holds now.
+        if old.capacity() <= 4 * self.sweep_every.max(self.live) {
+            self.spare = old;
+        }
     }
 
     /// Cases that finished: they take no more duplicates.
@@ -344,41 +448,38 @@ impl Dedupe {
         if !self.enabled() {
             return;
         }
-        for &(id, category, p) in done {
-            let (bx, by) = self.bucket(p);
-            let std::collections::hash_map::Entry::Occupied(mut o) =
-                self.map.entry((category, bx, by))
-            else {
+        for &(id, _, p) in done {
+            let (bx, by) = self.raw_bucket(p.lon(), p.lat());
+            let bucket = self.slot(bx, by);
+            if self.marks_of(bucket) == 0 {
+                continue;
+            }
+            let Some(&head) = self.heads.get(bucket) else {
                 continue;
             };
-            // Unlinked from its chain; its slot in the slab goes at the next sweep.
+            // Unlinked from its chain and marked; its slot in the slab goes at the next
+            // sweep.
             let mut prev: Option<usize> = None;
-            let mut link = *o.get();
+            let mut link = head;
             while let Some(l) = self.slab.get(link as usize) {
                 let (here, next) = (link as usize, l.next);
                 if l.entry.id == id {
                     match prev {
                         Some(k) => self.slab[k].next = next,
-                        None if next == END => {
-                            o.remove();
-                        }
-                        None => *o.get_mut() = next,
+                        None => self.heads[bucket] = next,
                     }
+                    self.slab[here].bucket = END;
+                    self.live -= 1;
+                    self.remark(bucket);
                     break;
                 }
                 prev = Some(here);
                 link = next;
             }
         }
-        // After a rush the table would keep its peak size for good.
-        self.shrink();
-    }
-
-    /// Gives back most of the table when it is mostly empty (shrinking to fit would make
-    /// the next inserts grow it again at once).
-    fn shrink(&mut self) {
-        if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
-            self.map.shrink_to(self.map.len() * 2);
+        // After a rush the slab would keep its peak size until the next sweep.
+        if self.slab.len() > 1 << 16 && self.live < self.slab.len() / 8 {
+            self.sweep();
         }
     }
 }
@@ -498,9 +599,8 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
                 if let Verdict::Register(c) = *v {
                     let (category, at) = sc.categories[k];
                     let p = sc.locations[k];
-                    match dedupe.find(category, p, at) {
-                        Some(parent) => *v = Verdict::Merge(c, parent),
-                        None => dedupe.insert(category, p, at, sc.ids[k]),
+                    if let Some(parent) = dedupe.find_or_insert(category, p, at, sc.ids[k]) {
+                        *v = Verdict::Merge(c, parent);
                     }
                 }
             }
@@ -681,22 +781,30 @@ mod tests {
             sweep_every in proptest::sample::select(vec![2usize, 5, 1 << 16]),
             query_at in 0u64..2_000,
             shift in proptest::array::uniform2((0u8..3, 0.0f64..1.0)),
+            max_buckets in proptest::sample::select(vec![MAX_BUCKETS, 64, 16]),
         ) {
             static CITY: std::sync::LazyLock<City> = std::sync::LazyLock::new(demo_city);
             let b = CITY.grid().bounds();
-            let mut d = Dedupe::new(&CITY, distance, Duration::from_millis(1_000));
+            let mut d = Dedupe::with_max_buckets(
+                &CITY,
+                distance,
+                Duration::from_millis(1_000),
+                max_buckets,
+            );
+            proptest::prop_assert!(d.heads.len() <= max_buckets);
+            proptest::prop_assert!(d.side_m >= BUCKET_WIDTH * distance);
             d.sweep_every = sweep_every;
             let lat = if at_edge { b[3] - 0.01 } else { (b[1] + b[3]) / 2.0 };
             // Moved by up to a bucket's width, so that the report falls anywhere in its
             // bucket, often about a merge distance from a side (where the index must look
             // at the neighbour too, or must not need to).
-            let reach = 1.0 / BUCKET_WIDTH;
+            let reach = distance / d.side_m;
             let [x, y] = shift.map(|(kind, u)| match kind {
                 0 => u,
                 1 => reach * (0.8 + 0.4 * u),
                 _ => 1.0 - reach * (0.8 + 0.4 * u),
             });
-            let width = BUCKET_WIDTH * distance / crate::grid::M_PER_DEG;
+            let width = d.side_m / crate::grid::M_PER_DEG;
             let centre = Location::new(
                 (b[0] + b[2]) / 2.0 + x * width / lat.to_radians().cos(),
                 lat - y * width,
@@ -755,6 +863,16 @@ mod tests {
                     .map(|&(id, ..)| id);
                 proptest::prop_assert_eq!(d.find(category, centre, query_at), expected);
             }
+            // The engine's one call: the same answer, and the report goes in when it is
+            // no duplicate.
+            for category in 0..2 {
+                let before = d.find(category, centre, query_at);
+                let id = 1_000 + u64::from(category);
+                proptest::prop_assert_eq!(d.find_or_insert(category, centre, query_at, id), before);
+                if before.is_none() && sweep_every == 1 << 16 {
+                    proptest::prop_assert_eq!(d.find(category, centre, query_at), Some(id));
+                }
+            }
         }
     }
 
@@ -775,6 +893,8 @@ mod tests {
         assert_eq!(d.find(3, near, 2_500), Some(11));
         d.remove(&[(11, 3, near)]);
         assert_eq!(d.find(3, near, 2_500), None);
-        assert!(d.map.is_empty());
+        assert_eq!(d.live, 0);
+        assert!(d.heads.iter().all(|&h| h == END), "every chain empty");
+        assert!(d.marks.iter().all(|&m| m == 0), "every bucket marked empty");
     }
 }
