@@ -1153,19 +1153,18 @@ impl Engine {
             }
             return answers;
         }
-        self.shared
-            .store
-            .insert(first, good.into_iter().map(|r| Rec::from_report(r, now)));
-        // The intake lock is held, so the collect thread is running and takes it. Parallel
-        // dispatchers get it a store segment at a time: they share a large submission, and
-        // two of them never work under one segment's lock.
+        // Stored and sent a store segment at a time (the intake lock is held, so the
+        // collect thread is running and takes them): collect starts on a large submission's
+        // first segment while this thread stores the next, and parallel dispatchers share
+        // it without two of them ever working under one segment's lock.
+        let mut recs = good.into_iter().map(|r| Rec::from_report(r, now));
         let mut from = first;
         while from < first + n {
-            let to = match self.shared.config.dispatchers {
-                0 => first + n,
-                _ => (Store::split(from).0 as u64 + 1) * super::case::SEGMENT as u64,
-            }
-            .min(first + n);
+            let to =
+                ((Store::split(from).0 as u64 + 1) * super::case::SEGMENT as u64).min(first + n);
+            self.shared
+                .store
+                .insert(from, recs.by_ref().take((to - from) as usize));
             let _ = tx.send(CollectMsg::Cases(from..to));
             from = to;
         }
