@@ -7,7 +7,8 @@
 //!     the wave's reports are generated (not timed: generate_seconds)
 //!     dispatch, timed: submit_batch × 16 ─► collect ─► assign ─► flush
 //!                     (--dispatchers N: N threads that each collect and route a batch)
-//!                     (dispatch_per_sec = N / the dispatch parts)
+//!                     (dispatch_per_sec = N / the dispatch parts; their CPU by thread
+//!                      in dispatch_cpu_by_thread: submit, wangge-collect, wangge-assign)
 //!     handling, timed: passes over the wave's cases until all are final:
 //!        dispatched ─► return (--return-rate) or accept + resolve
 //!        resolved   ─► verify: fail (--rework-rate, reopened and routed again) or pass + close
@@ -118,6 +119,9 @@ struct Out {
     dispatch_per_sec: f64,
     cpu_seconds: f64,
     dispatch_cpu_seconds: f64,
+    /// The dispatch parts' CPU by thread (the submitting thread as `submit`, the engine's
+    /// by their names), from the kernel's per-thread run times; empty where there are none.
+    dispatch_cpu_by_thread: BTreeMap<String, f64>,
     cases_per_sec: f64,
     bytes_per_case: f64,
     by_state: BTreeMap<&'static str, u64>,
@@ -237,6 +241,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut dispatch_seconds = 0.0;
     let mut generate_seconds = 0.0;
     let mut dispatch_cpu_seconds = 0.0;
+    let mut dispatch_cpu_by_thread: BTreeMap<String, f64> = BTreeMap::new();
     let mut queued_after_dispatch = 0u64;
     let mut done = 0usize;
     // Recovered cases still open are handled first, as a wave of their own with nothing
@@ -267,6 +272,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             batches.push(batch);
         }
         generate_seconds += generating.elapsed().as_secs_f64();
+        let wave_threads = thread_cpu_seconds();
         let wave_started = Instant::now();
         let wave_cpu = cpu_seconds();
         let first_id = if recovered_wave {
@@ -283,6 +289,10 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         engine.flush();
         dispatch_seconds += wave_started.elapsed().as_secs_f64();
         dispatch_cpu_seconds += cpu_seconds() - wave_cpu;
+        for (name, t) in thread_cpu_seconds() {
+            let before = wave_threads.get(&name).copied().unwrap_or(0.0);
+            *dispatch_cpu_by_thread.entry(name).or_insert(0.0) += t - before;
+        }
         let total = engine.submitted();
         let mut wave_passes = 0;
         loop {
@@ -482,6 +492,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         dispatch_per_sec: rate(n, dispatch_seconds),
         cpu_seconds: cpu,
         dispatch_cpu_seconds,
+        dispatch_cpu_by_thread,
         cases_per_sec: rate(n, seconds),
         bytes_per_case: held / n.max(1) as f64,
         by_state: snapshot.by_state.clone(),
@@ -579,6 +590,39 @@ fn verify(
 /// CPU time of the whole process (every thread, user + system) from /proc: on a shared
 /// machine it says what the run cost when the wall clock says how busy the machine was.
 /// Zero where /proc is not there.
+/// Run time so far of each of this process's threads, in seconds, by name (the main
+/// thread as `submit`; threads of one name summed), from `/proc/self/task/*/schedstat`
+/// (nanoseconds). Empty where the kernel does not give it.
+fn thread_cpu_seconds() -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    let main = std::process::id().to_string();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let Some(ns) = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let name = if task.file_name().to_str() == Some(main.as_str()) {
+            "submit".to_string()
+        } else {
+            std::fs::read_to_string(path.join("comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default()
+        };
+        *by_name.entry(name).or_insert(0.0) += ns as f64 / 1e9;
+    }
+    by_name
+}
+
 fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
