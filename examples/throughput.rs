@@ -19,9 +19,9 @@
 //! ```
 //!
 //! `cargo run --release --example throughput -- [--cases N] [--cells C] [--workers W]
-//!  [--dispatchers D] [--return-rate R] [--rework-rate F] [--transitions FILE] [--journal DIR]
-//!  [--sync-records N] [--sync-millis M] [--checkpoint] [--checkpoint-every R]
-//!  [--segment-bytes B] [--archive-after SECS]`
+//!  [--dispatchers D] [--dedupe-m M] [--return-rate R] [--rework-rate F]
+//!  [--transitions FILE] [--journal DIR] [--sync-records N] [--sync-millis M] [--checkpoint]
+//!  [--checkpoint-every R] [--segment-bytes B] [--archive-after SECS]`
 //!
 //! `--journal DIR` writes every report and transition ahead to a file journal in DIR
 //! (group commit, the default). What DIR holds already is recovered first (the latest
@@ -74,6 +74,10 @@ struct Args {
     /// the two-stage pipeline, repeatable decision for decision.
     #[arg(long, default_value_t = 0)]
     dispatchers: usize,
+    /// Duplicates: reports of one category within this many metres of an open case are
+    /// merged under it (the engine's `dedupe_distance_m`; 0 turns the index off).
+    #[arg(long, default_value_t = EngineConfig::default().dedupe_distance_m)]
+    dedupe_m: f64,
     /// Share of dispatches the worker hands back (退单).
     #[arg(long, default_value_t = 0.03)]
     return_rate: f64,
@@ -184,6 +188,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .config(EngineConfig {
             checkpoint_every: args.checkpoint_every,
             dispatchers,
+            dedupe_distance_m: args.dedupe_m,
             ..EngineConfig::default()
         });
     if let Some(dir) = &args.journal {
