@@ -233,6 +233,12 @@ impl Dedupe {
         (floor_i32(x), floor_i32(y))
     }
 
+    /// The table index of `p`'s bucket.
+    fn bucket_of(&self, p: Location) -> usize {
+        let (bx, by) = self.raw_bucket(p.lon(), p.lat());
+        self.slot(bx, by)
+    }
+
     /// The table index of bucket `(bx, by)`; a bucket off the table is taken as the
     /// nearest one on it (only points outside the grid's box, which are never registered,
     /// fall there).
@@ -337,9 +343,14 @@ impl Dedupe {
             near[n] = (dx, dy);
             n += usize::from(needed);
         }
+        let own = self.slot(bx, by);
         let mut best: Option<Entry> = None;
         for &(dx, dy) in &near[..n] {
-            let slot = self.slot(bx + dx, by + dy);
+            let slot = if (dx, dy) == (0, 0) {
+                own
+            } else {
+                self.slot(bx + dx, by + dy)
+            };
             if self.marks_of(slot) & Dedupe::mark(category) == 0 {
                 continue;
             }
@@ -357,13 +368,12 @@ impl Dedupe {
                 }
             }
         }
-        (best.map(|e| e.id), self.slot(bx, by))
+        (best.map(|e| e.id), own)
     }
 
     /// Puts an open case in the index.
     pub(crate) fn insert(&mut self, category: u32, p: Location, at: u64, id: u64) {
-        let (bx, by) = self.raw_bucket(p.lon(), p.lat());
-        self.insert_at(self.slot(bx, by), category, p, at, id);
+        self.insert_at(self.bucket_of(p), category, p, at, id);
     }
 
     fn insert_at(&mut self, bucket: usize, category: u32, p: Location, at: u64, id: u64) {
@@ -449,8 +459,7 @@ impl Dedupe {
             return;
         }
         for &(id, _, p) in done {
-            let (bx, by) = self.raw_bucket(p.lon(), p.lat());
-            let bucket = self.slot(bx, by);
+            let bucket = self.bucket_of(p);
             if self.marks_of(bucket) == 0 {
                 continue;
             }
