@@ -467,13 +467,36 @@ impl BucketIndex {
         out.clear();
         out.reserve(points.len());
         let mut entries = [0u32; CHUNK];
+        let mut slots = [0u32; CHUNK];
+        let mut inside = [false; CHUNK];
         let mut answers = [NO_CELL; CHUNK];
         let mut pending = [0u8; CHUNK];
         let mut touched = 0u64;
+        let (x0, x1, y0, y1) = (self.x0, self.x1, self.y0, self.y1);
+        let (inv_w, inv_h) = (self.inv_w, self.inv_h);
+        let (last_x, last_y) = (self.nx - 1, self.ny - 1);
+        let nx = self.nx;
+        let table = &self.table[..];
         for pts in points.chunks(CHUNK) {
-            // Stage 1: every table read of the chunk, back to back.
-            for (e, p) in entries.iter_mut().zip(pts) {
-                *e = self.entry([p.lon(), p.lat()]);
+            // Stage 1: the table slot of every point (arithmetic only; a point off the
+            // box gets slot 0 and is answered "outside" below), then every table read of
+            // the chunk in a loop of nothing else, so that many misses are in flight at
+            // once (a loop with the arithmetic in it keeps only a few).
+            for ((slot, inside), p) in slots.iter_mut().zip(inside.iter_mut()).zip(pts) {
+                let (x, y) = (p.lon(), p.lat());
+                *inside = x >= x0 && x <= x1 && y >= y0 && y <= y1;
+                // `as usize` saturates: NaN and negatives give 0.
+                let i = (((x - x0) * inv_w) as usize).min(last_x);
+                let j = (((y - y0) * inv_h) as usize).min(last_y);
+                *slot = (j * nx + i) as u32;
+            }
+            for (e, &slot) in entries.iter_mut().zip(&slots[..pts.len()]) {
+                *e = table.get(slot as usize).copied().unwrap_or(NO_CELL);
+            }
+            for (e, &inside) in entries.iter_mut().zip(&inside[..pts.len()]) {
+                if !inside {
+                    *e = NO_CELL;
+                }
             }
             // Stage 2: pure buckets are answered; the rest are listed, without branches.
             let mut n = 0;
