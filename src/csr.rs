@@ -99,6 +99,18 @@ impl<T: Copy> Csr<T> {
             .unwrap_or(0)
     }
 
+    /// Where row `i` starts among the items (0 past the last row).
+    #[inline]
+    pub(crate) fn start(&self, i: usize) -> u32 {
+        self.offsets.get(i).copied().unwrap_or(0)
+    }
+
+    /// The item at `index` in the items of every row, one after another.
+    #[inline]
+    pub(crate) fn item(&self, index: usize) -> Option<&T> {
+        self.items.get(index)
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.offsets.capacity() * 4 + self.items.capacity() * std::mem::size_of::<T>()
     }
@@ -117,6 +129,12 @@ mod tests {
         assert_eq!(csr.row(3), &['d']);
         assert_eq!(csr.row(4), &[] as &[char]);
         assert_eq!((csr.rows(), csr.len(), csr.max_row_len()), (4, 4, 2));
+        let starts: Vec<u32> = (0..6).map(|i| csr.start(i)).collect();
+        assert_eq!(starts, [0, 1, 1, 3, 4, 0]);
+        assert_eq!(
+            (csr.item(1), csr.item(3), csr.item(4)),
+            (Some(&'a'), Some(&'d'), None)
+        );
     }
 
     #[test]

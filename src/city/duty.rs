@@ -561,6 +561,21 @@ impl DutyTable {
         unheld
     }
 
+    /// Reads what [`DutyTable::admission`] reads for `community` and `category` (their
+    /// code and the community's row), to bring it into cache. Returns a value made of it.
+    #[inline]
+    pub(crate) fn touch(&self, community: usize, category: CategoryId) -> u64 {
+        let code = community
+            .checked_mul(self.categories)
+            .and_then(|k| self.codes.get(k + category.index()))
+            .map_or(0, |&c| u64::from(c));
+        let row = self
+            .rows
+            .get(community)
+            .map_or(0, |r| u64::from(r.street.0));
+        code ^ row
+    }
+
     /// The admission of a community (by its offset among communities) and category,
     /// read back from its code.
     #[inline]

@@ -531,6 +531,34 @@ impl City {
             .ok_or(unknown("category", category.index()))
     }
 
+    /// Reads ahead what [`City::admit`] reads for each case of a batch: the community of
+    /// every cell first, then each case's code and community row, each in a loop of
+    /// nothing else so that the misses of many cases are in flight at once. The admissions
+    /// that follow find them in cache. `category(k)` is case `k`'s category. Changes
+    /// nothing; returns a value made of what was read, for the caller to drop.
+    pub(crate) fn warm_admit(
+        &self,
+        cells: &[Option<CellId>],
+        category: impl Fn(usize) -> CategoryId,
+    ) -> u64 {
+        const CHUNK: usize = 64;
+        let mut communities = [usize::MAX; CHUNK];
+        let mut read = 0u64;
+        for (c, chunk) in cells.chunks(CHUNK).enumerate() {
+            for (m, cell) in communities.iter_mut().zip(chunk) {
+                *m = cell
+                    .and_then(|cell| self.cell_community.get(cell.index()))
+                    .map_or(usize::MAX, |&u| {
+                        unit_offset(&self.kind_start, UnitKind::Community, u)
+                    });
+            }
+            for (k, &m) in communities[..chunk.len()].iter().enumerate() {
+                read ^= self.duty.touch(m, category(c * CHUNK + k));
+            }
+        }
+        read
+    }
+
     // ---- workers ----
 
     /// Every worker.

@@ -9,6 +9,7 @@ use super::lifecycle::{Action, Actor, CaseState};
 use super::port::Admitted;
 use crate::city::{Admission, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
+use crate::grid::CellId;
 use crate::routing::Outcome;
 use crossbeam_channel::Receiver;
 use std::sync::atomic::Ordering;
@@ -110,21 +111,52 @@ fn route_ids(s: &Shared, ids: &[u64], fresh: bool, admitted: &Admitted, out: &mu
         sorted.sort_unstable();
         &sorted[..]
     };
+    let expected = if fresh {
+        CaseState::Registered
+    } else {
+        CaseState::Reopened
+    };
+    // A chunk at a time: the router first reads ahead what the chunk's decisions will
+    // read (their cells' candidate lists), so that those misses overlap.
+    let mut cells = [CellId(0); WARM];
+    for chunk in ids.chunks(WARM) {
+        let last = chunk.last().copied().unwrap_or(0);
+        let mut n = 0;
+        for &(a_id, _, cell) in admitted.iter().skip(next) {
+            if a_id > last || n == WARM {
+                break;
+            }
+            cells[n] = cell;
+            n += 1;
+        }
+        std::hint::black_box(s.port.router.warm(&cells[..n]));
+        route_chunk(s, chunk, expected, admitted, &mut next, now, out);
+    }
+}
+
+/// Cases routed after their reads were warmed, at most this many at once.
+const WARM: usize = 64;
+
+fn route_chunk(
+    s: &Shared,
+    ids: &[u64],
+    expected: CaseState,
+    admitted: &Admitted,
+    next: &mut usize,
+    now: Timestamp,
+    out: &mut Out,
+) {
+    let fresh = expected == CaseState::Registered;
     s.store.each(ids, |id, rec| {
-        let expected = if fresh {
-            CaseState::Registered
-        } else {
-            CaseState::Reopened
-        };
         if rec.state != expected {
             return;
         }
-        while admitted.get(next).is_some_and(|a| a.0 < id) {
-            next += 1;
+        while admitted.get(*next).is_some_and(|a| a.0 < id) {
+            *next += 1;
         }
         let admission = admitted
-            .get(next)
-            .and_then(|&(a_id, a)| (a_id == id).then_some(a));
+            .get(*next)
+            .and_then(|&(a_id, a, _)| (a_id == id).then_some(a));
         if fresh && rec.flags & F_ON_SPOT != 0 && take_on_spot(s, id, rec, admission, now, out) {
             return;
         }

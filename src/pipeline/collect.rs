@@ -233,6 +233,27 @@ impl Dedupe {
         (floor_i32(x), floor_i32(y))
     }
 
+    /// Reads ahead the marks and chain heads of the buckets of `points` (at most
+    /// [`WARM`] of them), in loops of nothing else so that their misses overlap: the
+    /// looks that follow find them in cache. Changes nothing; returns a value made of what
+    /// was read, for the caller to drop.
+    fn warm(&self, points: impl Iterator<Item = Location>) -> u64 {
+        let mut slots = [0usize; WARM];
+        let mut n = 0;
+        for (slot, p) in slots.iter_mut().zip(points) {
+            *slot = self.bucket_of(p);
+            n += 1;
+        }
+        let mut read = 0u64;
+        for &slot in &slots[..n] {
+            read ^= u64::from(self.marks_of(slot));
+        }
+        for &slot in &slots[..n] {
+            read ^= self.heads.get(slot).map_or(0, |&h| u64::from(h));
+        }
+        read
+    }
+
     /// The table index of `p`'s bucket.
     fn bucket_of(&self, p: Location) -> usize {
         let (bx, by) = self.raw_bucket(p.lon(), p.lat());
@@ -571,6 +592,9 @@ enum Verdict {
     Register(CellId),
 }
 
+/// Cases whose table reads are warmed together, ahead of their work.
+const WARM: usize = 64;
+
 /// Three passes, so that the duplicate index is locked only for its own lookups (cases
 /// closing on other threads take it too): read the batch, decide (locate, admit, find
 /// duplicates), then write the batch.
@@ -591,25 +615,40 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
     s.city.grid().locate_many(&sc.locations, &mut sc.cells);
     sc.verdicts.clear();
     sc.admissions.clear();
-    for (k, &cell) in sc.cells.iter().enumerate() {
-        let category = crate::city::CategoryId(sc.categories[k].0);
-        let admission = cell.and_then(|c| s.city.admit(c, category).ok());
-        sc.admissions.push(admission);
-        sc.verdicts.push(match (cell, admission) {
-            (Some(c), Some(a)) if a.is_referral() => Verdict::Refer(c),
-            (Some(c), Some(_)) => Verdict::Register(c),
-            _ => Verdict::Reject,
-        });
+    // A chunk at a time, its duty-table reads warmed first so that their misses overlap.
+    for (c, cells) in sc.cells.chunks(WARM).enumerate() {
+        let category = |k: usize| crate::city::CategoryId(sc.categories[c * WARM + k].0);
+        std::hint::black_box(s.city.warm_admit(cells, category));
+        for (k, &cell) in cells.iter().enumerate() {
+            let admission = cell.and_then(|cell| s.city.admit(cell, category(k)).ok());
+            sc.admissions.push(admission);
+            sc.verdicts.push(match (cell, admission) {
+                (Some(c), Some(a)) if a.is_referral() => Verdict::Refer(c),
+                (Some(c), Some(_)) => Verdict::Register(c),
+                _ => Verdict::Reject,
+            });
+        }
     }
     {
         let mut dedupe = s.dedupe.lock();
         if dedupe.enabled() {
-            for (k, v) in sc.verdicts.iter_mut().enumerate() {
-                if let Verdict::Register(c) = *v {
-                    let (category, at) = sc.categories[k];
-                    let p = sc.locations[k];
-                    if let Some(parent) = dedupe.find_or_insert(category, p, at, sc.ids[k]) {
-                        *v = Verdict::Merge(c, parent);
+            for (c, verdicts) in sc.verdicts.chunks_mut(WARM).enumerate() {
+                let base = c * WARM;
+                let registered = verdicts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| matches!(v, Verdict::Register(_)))
+                    .map(|(k, _)| sc.locations[base + k]);
+                std::hint::black_box(dedupe.warm(registered));
+                for (k, v) in verdicts.iter_mut().enumerate() {
+                    if let Verdict::Register(cell) = *v {
+                        let (category, at) = sc.categories[base + k];
+                        let p = sc.locations[base + k];
+                        if let Some(parent) =
+                            dedupe.find_or_insert(category, p, at, sc.ids[base + k])
+                        {
+                            *v = Verdict::Merge(cell, parent);
+                        }
                     }
                 }
             }
@@ -645,7 +684,7 @@ fn process(s: &Shared, ids: &[u64], sc: &mut Scratch) {
                 }
                 registered.push(id);
                 if let Some(a) = sc.admissions[k - 1] {
-                    admitted.push((id, a));
+                    admitted.push((id, a, c));
                 }
                 // Its timer is armed by the routing outcome, a moment from now.
                 (CaseState::Registered, Action::Register)
@@ -905,5 +944,38 @@ mod tests {
         assert_eq!(d.live, 0);
         assert!(d.heads.iter().all(|&h| h == END), "every chain empty");
         assert!(d.marks.iter().all(|&m| m == 0), "every bucket marked empty");
+    }
+
+    #[test]
+    fn warm_ups_take_any_input_and_change_nothing() {
+        let city = std::sync::Arc::new(demo_city());
+        let [x0, y0, x1, y1] = city.grid().bounds();
+        let inside = Location::new((x0 + x1) / 2.0, (y0 + y1) / 2.0).unwrap();
+        let points = [
+            inside,
+            Location::new(x0 - 1.0, y0 - 1.0).unwrap(),
+            Location::new(x1 + 1.0, y1 + 1.0).unwrap(),
+            Location::new(-180.0, 90.0).unwrap(),
+        ];
+        let mut d = Dedupe::new(&city, 30.0, Duration::from_secs(3600));
+        d.insert(1, inside, 1_000, 7);
+        let _ = d.warm(points.iter().copied());
+        let _ = d.warm(std::iter::repeat_n(inside, 3 * WARM));
+        assert_eq!(d.find(1, inside, 1_500), Some(7));
+        assert_eq!(d.live, 1);
+
+        let n = city.grid().len() as u32;
+        let cells = [
+            Some(CellId(0)),
+            None,
+            Some(CellId(n)),
+            Some(CellId(u32::MAX)),
+        ];
+        let categories = [0, u32::MAX, 1, 0];
+        let _ = city.warm_admit(&cells, |k| crate::city::CategoryId(categories[k]));
+        let router = crate::routing::Router::new(city.clone(), Default::default()).unwrap();
+        let _ = router.warm(&[CellId(0), CellId(n), CellId(u32::MAX)]);
+        let long: Vec<CellId> = (0..200).map(|k| CellId(k % n)).collect();
+        let _ = router.warm(&long);
     }
 }

@@ -17,8 +17,9 @@ pub(crate) struct Req {
     pub(crate) priority: Priority,
 }
 
-/// The admissions collect found for one batch of registered cases, in the batch's order.
-pub(crate) type Admitted = Vec<(u64, Admission)>;
+/// The admissions collect found for one batch of registered cases, in the batch's order,
+/// with each case's cell.
+pub(crate) type Admitted = Vec<(u64, Admission, CellId)>;
 
 /// More batches than assign's channel can hold at once.
 const MAX_WAITING: usize = 4096;
@@ -144,8 +145,8 @@ mod tests {
         let cell = CellId(0);
         let admission = city.admit(cell, CategoryId(0)).unwrap();
         let port = Port::new(Router::new(city, RouterConfig::default()).unwrap());
-        port.hand_over(vec![(5, admission), (6, admission)]);
-        port.hand_over(vec![(7, admission)]);
+        port.hand_over(vec![(5, admission, CellId(0)), (6, admission, CellId(0))]);
+        port.hand_over(vec![(7, admission, CellId(0))]);
         assert!(port.take_admitted(&[7]).is_none(), "not the oldest batch");
         assert!(port.take_admitted(&[5]).is_none(), "not the whole batch");
         assert!(port.take_admitted(&[5, 9]).is_none(), "another case");

@@ -616,6 +616,40 @@ impl Router {
         self.route_with(req, admission)
     }
 
+    /// Reads ahead what deciding cases in `cells` reads first: each cell's candidate list,
+    /// and the roles and slot of its first candidate. Changes nothing; the decisions that
+    /// follow find those in cache. Each kind of read is issued in a loop of nothing else,
+    /// so that the misses of many cases are in flight at once instead of one after
+    /// another. Returns a value made of what was read, for the caller to drop.
+    pub(crate) fn warm(&self, cells: &[CellId]) -> u64 {
+        const CHUNK: usize = 64;
+        let mut starts = [0u32; CHUNK];
+        let mut firsts = [u32::MAX; CHUNK];
+        let mut read = 0u64;
+        for chunk in cells.chunks(CHUNK) {
+            for (start, cell) in starts.iter_mut().zip(chunk) {
+                *start = self.near.start(cell.index());
+            }
+            for (first, &start) in firsts.iter_mut().zip(&starts[..chunk.len()]) {
+                *first = self
+                    .near
+                    .item(start as usize)
+                    .map_or(u32::MAX, |n| n.worker);
+            }
+            for &w in &firsts[..chunk.len()] {
+                if let Some(roles) = self.roles.get(w as usize) {
+                    read ^= roles.bits() as u64;
+                }
+            }
+            for &w in &firsts[..chunk.len()] {
+                if (w as usize) < self.board.len() {
+                    read ^= u64::from(self.board.slot(WorkerId(w)).load());
+                }
+            }
+        }
+        read
+    }
+
     /// [`Router::route`] for a case whose admission the caller has just found with
     /// [`City::admit`] for the request's cell and category (the engine's collect stage
     /// does, for every case): the duty table is not read a second time. An admission of
