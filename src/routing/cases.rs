@@ -115,7 +115,9 @@ const BLOCK_BITS: u32 = 8;
 /// batches of consecutive ids, so an id's low bits stay its slot's low bits (scrambled
 /// within the block by the mixed high bits): a batch touches a few runs of adjacent slots
 /// instead of a cache line per case. The high bits, mixed, place the block and give the
-/// table's tag bits, so ids taken at any stride still spread. One multiply, so the hot
+/// table's tag bits, so ids taken at any stride still spread; the id's own low bits go
+/// into the tag too, so that the ids of one block, which sit side by side in the table,
+/// differ in their tags and a probe compares no key but its own. One multiply, so the hot
 /// path pays no SipHash; ids are chosen by the caller, so a hostile sequence could crowd
 /// one bucket chain; the shard is still bounded by the number of open cases.
 #[derive(Debug, Default, Clone, Copy)]
@@ -133,7 +135,8 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, v: u64) {
         let m = mix(v);
         let low = (1u64 << BLOCK_BITS) - 1;
-        self.0 = (m & !low) | ((v ^ m) & low);
+        // The table's tag is the top seven bits.
+        self.0 = ((m & !low) | ((v ^ m) & low)) ^ ((v & 0x7f) << 57);
     }
 }
 
@@ -226,11 +229,18 @@ mod tests {
             assert!(ids.iter().all(|&id| shard_of(CaseId(id)) == shard));
             // The block's 256 ids fill 256 different slots of one aligned run.
             let high: std::collections::HashSet<u64> =
-                ids.iter().map(|&id| hash(id) >> 8).collect();
+                ids.iter().map(|&id| (hash(id) << 7) >> (8 + 7)).collect();
             assert_eq!(high.len(), 1);
             let low: std::collections::HashSet<u64> =
                 ids.iter().map(|&id| hash(id) & 0xff).collect();
             assert_eq!(low.len(), 256);
+            // Any 128 ids in a row carry 128 different tags (the top seven bits), so a
+            // probe finds no other id of its block under its own tag.
+            for run in ids.windows(128).step_by(64) {
+                let tags: std::collections::HashSet<u64> =
+                    run.iter().map(|&id| hash(id) >> 57).collect();
+                assert_eq!(tags.len(), 128);
+            }
         }
     }
 
