@@ -7,7 +7,7 @@ use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
 use super::port::Admitted;
-use crate::city::{Admission, OrganId, UnitId, WorkerId};
+use crate::city::{Admission, Holder, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::grid::CellId;
 use crate::routing::Outcome;
@@ -118,18 +118,22 @@ fn route_ids(s: &Shared, ids: &[u64], fresh: bool, admitted: &Admitted, out: &mu
     };
     // A chunk at a time: the router first reads ahead what the chunk's decisions will
     // read (their cells' candidate lists), so that those misses overlap.
-    let mut cells = [CellId(0); WARM];
+    let mut cases = [(CellId(0), UnitId(u32::MAX)); WARM];
     for chunk in ids.chunks(WARM) {
         let last = chunk.last().copied().unwrap_or(0);
         let mut n = 0;
-        for &(a_id, _, cell) in admitted.iter().skip(next) {
+        for &(a_id, admission, cell) in admitted.iter().skip(next) {
             if a_id > last || n == WARM {
                 break;
             }
-            cells[n] = cell;
+            let unit = match admission.holder {
+                Holder::Community(unit) | Holder::Street { street: unit, .. } => unit,
+                Holder::Department(_) => UnitId(u32::MAX),
+            };
+            cases[n] = (cell, unit);
             n += 1;
         }
-        std::hint::black_box(s.port.router.warm(&cells[..n]));
+        std::hint::black_box(s.port.router.warm(&cases[..n]));
         route_chunk(s, chunk, expected, admitted, &mut next, now, out);
     }
 }

@@ -974,8 +974,13 @@ mod tests {
         let categories = [0, u32::MAX, 1, 0];
         let _ = city.warm_admit(&cells, |k| crate::city::CategoryId(categories[k]));
         let router = crate::routing::Router::new(city.clone(), Default::default()).unwrap();
-        let _ = router.warm(&[CellId(0), CellId(n), CellId(u32::MAX)]);
-        let long: Vec<CellId> = (0..200).map(|k| CellId(k % n)).collect();
+        let unit = crate::city::UnitId;
+        let _ = router.warm(&[
+            (CellId(0), unit(0)),
+            (CellId(n), unit(u32::MAX)),
+            (CellId(u32::MAX), unit(7)),
+        ]);
+        let long: Vec<_> = (0..200).map(|k| (CellId(k % n), unit(k))).collect();
         let _ = router.warm(&long);
     }
 }

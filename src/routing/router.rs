@@ -616,19 +616,25 @@ impl Router {
         self.route_with(req, admission)
     }
 
-    /// Reads ahead what deciding cases in `cells` reads first: each cell's candidate list,
-    /// and the roles and slot of its first candidate. Changes nothing; the decisions that
-    /// follow find those in cache. Each kind of read is issued in a loop of nothing else,
-    /// so that the misses of many cases are in flight at once instead of one after
-    /// another. Returns a value made of what was read, for the caller to drop.
-    pub(crate) fn warm(&self, cells: &[CellId]) -> u64 {
+    /// Reads ahead what deciding cases reads first, for cases given as (cell, the unit
+    /// holding it): each cell's candidate list and its first candidate's roles and slot,
+    /// and the holding unit's organs. Changes nothing; the decisions that follow find
+    /// those in cache. Each kind of read is issued in a loop of nothing else, so that the
+    /// misses of many cases are in flight at once instead of one after another. Returns a
+    /// value made of what was read, for the caller to drop.
+    pub(crate) fn warm(&self, cases: &[(CellId, UnitId)]) -> u64 {
         const CHUNK: usize = 64;
         let mut starts = [0u32; CHUNK];
         let mut firsts = [u32::MAX; CHUNK];
         let mut read = 0u64;
-        for chunk in cells.chunks(CHUNK) {
-            for (start, cell) in starts.iter_mut().zip(chunk) {
+        for chunk in cases.chunks(CHUNK) {
+            for (start, (cell, _)) in starts.iter_mut().zip(chunk) {
                 *start = self.near.start(cell.index());
+            }
+            for (_, unit) in chunk {
+                if let Some((street, _)) = self.street_organs.get(unit.index()) {
+                    read ^= u64::from(street.0);
+                }
             }
             for (first, &start) in firsts.iter_mut().zip(&starts[..chunk.len()]) {
                 *first = self
