@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wangge::pipeline::{Action, Notice, Reporter};
 use wangge::{
-    CaseId, CaseState, CategoryId, City, Clock, Command, Engine, EngineConfig, LifecycleError,
-    Location, Priority, Report, Satisfaction, SimClock, Source, SubmitError, Timestamp, Verifier,
-    WorkerId, WorkerStatus,
+    CaseId, CaseRequest, CaseState, CategoryId, City, Clock, Command, Engine, EngineConfig,
+    LifecycleError, Location, Outcome, Priority, Report, Router, RouterConfig, Satisfaction,
+    SimClock, Source, SubmitError, Timestamp, Verifier, WorkerId, WorkerStatus,
 };
 
 const T0: u64 = 1_764_460_800_000;
@@ -90,6 +90,68 @@ fn states(engine: &Engine, id: CaseId) -> Vec<CaseState> {
         .iter()
         .map(|t| t.to())
         .collect()
+}
+
+/// The pipeline routes every registered case as the router alone does, given the same
+/// cases in the order of their ids: what the stages read ahead, hand over to each other
+/// or split into chunks changes no decision.
+#[test]
+fn the_pipeline_decides_as_the_router_alone_in_id_order() {
+    let (engine, _clock) = engine();
+    let c = city();
+    let categories = c.categories().len() as u64;
+    let [x0, y0, x1, y1] = c.grid().bounds();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let reports: Vec<Report> = (0..3000)
+        .map(|_| {
+            let (fx, fy) = ((next() % 10_000) as f64, (next() % 10_000) as f64);
+            let p = Location::new(x0 + (x1 - x0) * fx / 1e4, y0 + (y1 - y0) * fy / 1e4).unwrap();
+            let category = CategoryId::from_index((next() % categories) as usize).unwrap();
+            Report::new(Source::Hotline, category, p, Timestamp(T0))
+                .with_priority(Priority::ALL[(next() % 4) as usize])
+                .with_reporter(Reporter::Citizen(1))
+        })
+        .collect();
+    let ids: Vec<CaseId> = engine
+        .submit_batch(reports)
+        .into_iter()
+        .map(|r| r.expect("valid"))
+        .collect();
+    engine.flush();
+    let router = Router::new(c.clone(), RouterConfig::default()).unwrap();
+    let mut kinds = [0usize; 4];
+    for id in ids {
+        let case = engine.case(id).expect("stored");
+        // Collect routes nothing it rejects, refers or merges.
+        if !case.history.iter().any(|t| t.to() == CaseState::Registered) {
+            continue;
+        }
+        let cell = case.cell.expect("a registered case lies in a cell");
+        let req =
+            CaseRequest::new(id, cell, case.category, case.location).with_priority(case.priority);
+        let outcome = router.route(&req).expect("routable").outcome;
+        let (kind, state) = match outcome {
+            Outcome::Assigned { .. } => (0, CaseState::Dispatched),
+            Outcome::Queued { .. } => (1, CaseState::Queued),
+            Outcome::Ruling { .. } => (2, CaseState::Ruling),
+            Outcome::Referred { .. } => (3, CaseState::Referred),
+        };
+        kinds[kind] += 1;
+        assert_eq!(case.state, state, "{id}: {outcome:?}");
+        if let Outcome::Assigned { worker } = outcome {
+            assert_eq!(case.worker, Some(worker), "{id}");
+        }
+    }
+    assert!(
+        kinds[0] > 1000 && kinds[1] > 100,
+        "dispatched and queued both: {kinds:?}"
+    );
 }
 
 #[test]
