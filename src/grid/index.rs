@@ -479,9 +479,9 @@ impl BucketIndex {
         let table = &self.table[..];
         for pts in points.chunks(CHUNK) {
             // Stage 1: the table slot of every point (arithmetic only; a point off the
-            // box gets slot 0 and is answered "outside" below), then every table read of
-            // the chunk in a loop of nothing else, so that many misses are in flight at
-            // once (a loop with the arithmetic in it keeps only a few).
+            // box gets the nearest slot on its edge and is answered "outside" below), then
+            // every table read of the chunk in a loop of nothing else, so that many misses
+            // are in flight at once (a loop with the arithmetic in it keeps only a few).
             for ((slot, inside), p) in slots.iter_mut().zip(inside.iter_mut()).zip(pts) {
                 let (x, y) = (p.lon(), p.lat());
                 *inside = x >= x0 && x <= x1 && y >= y0 && y <= y1;
