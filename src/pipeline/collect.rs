@@ -11,7 +11,7 @@ use super::lifecycle::{Action, Actor, CaseState};
 use crate::city::{Admission, City};
 use crate::clock::{Timestamp, duration_ms};
 use crate::grid::{CellId, Location, M_PER_DEG};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -530,8 +530,29 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
     }
     let _leaving = Leaving(s, live);
     let mut ids: Vec<u64> = Vec::new();
-    let mut scratch = Scratch::default();
-    while let Ok(msg) = rx.recv() {
+    let mut own = Scratch::default();
+    loop {
+        // The pipeline's one collect thread takes its messages only under the collect
+        // lock, so that a submitting thread that finds the stage idle and its channel
+        // empty can collect its own batch (see `Engine::submit_batch`) and never overtakes
+        // a batch sent before it. Parallel dispatchers each keep their own scratch.
+        let mut locked = None;
+        let (msg, scratch) = if s.config.dispatchers == 0 {
+            let mut ready = Select::new();
+            ready.recv(rx);
+            ready.ready();
+            let scratch = &mut **locked.insert(s.collecting.lock());
+            match rx.try_recv() {
+                Ok(msg) => (msg, scratch),
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(msg) => (msg, &mut own),
+                Err(_) => return,
+            }
+        };
         let mut barrier = None;
         match msg {
             CollectMsg::Cases(r) => ids.extend(r),
@@ -556,10 +577,11 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
                 .take_while(|&&id| Store::split(id).0 == segment)
                 .count();
             let (chunk, more) = rest.split_at(n);
-            process(s, chunk, &mut scratch);
+            process(s, chunk, scratch);
             rest = more;
         }
         ids.clear();
+        drop(locked);
         if let Some((tx, gate)) = barrier {
             // Parallel dispatchers each take one of a barrier's messages and meet here:
             // then every batch sent before it is done, whoever took it.
@@ -573,8 +595,18 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
     }
 }
 
+/// Collects the cases `ids` (stored, consecutive, in one store segment) on the calling
+/// thread, as the collect thread would: the caller holds the collect lock.
+pub(crate) fn collect_here(s: &Shared, ids: std::ops::Range<u64>, scratch: &mut Scratch) {
+    let ids: Vec<u64> = ids.collect();
+    for chunk in ids.chunks(s.config.batch.max(1)) {
+        process(s, chunk, scratch);
+    }
+}
+
+/// A collect pass's working buffers, kept from one batch to the next.
 #[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     ids: Vec<u64>,
     categories: Vec<(u32, u64)>,
     locations: Vec<Location>,

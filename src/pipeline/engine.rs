@@ -445,6 +445,9 @@ pub(crate) struct Shared {
     /// busy second does not grow (and copy) one huge vector.
     pub(crate) timers: Mutex<BTreeMap<u64, Vec<Box<[u64]>>>>,
     pub(crate) dedupe: Mutex<Dedupe>,
+    /// The pipeline's collect stage: held while a batch is collected, by the collect
+    /// thread or by a submitting thread that found the stage idle.
+    pub(crate) collecting: Mutex<collect::Scratch>,
     pub(crate) texts: super::case::Texts,
     pub(crate) bus: Bus,
     pub(crate) assign_tx: Sender<AssignMsg>,
@@ -697,6 +700,7 @@ impl EngineBuilder {
         let (bus, bus_rx) = Bus::new(c.channel_batches * 4, c.subscriber_buffer);
         let mut shared = Shared {
             dedupe: Mutex::new(Dedupe::new(&city, c.dedupe_distance_m, c.dedupe_window)),
+            collecting: Mutex::new(collect::Scratch::default()),
             queues: (0..city.organs().len())
                 .map(|_| Mutex::new(BTreeSet::new()))
                 .collect(),
@@ -1103,7 +1107,10 @@ impl Engine {
 
     /// Takes many reports at once (the fast way in: one lock and one message per batch).
     /// Each report is answered on its own; bad ones are refused and the rest taken.
-    /// Waits while the intake is full.
+    /// Waits while the intake is full. With the pipeline (no parallel dispatchers), a part
+    /// of the batch that finds the collect stage idle and nothing waiting for it is
+    /// collected on the calling thread before the call returns (the same work, in the same
+    /// order, as the collect thread would do); the rest goes to the collect thread.
     pub fn submit_batch(&self, reports: Vec<Report>) -> Vec<Result<CaseId, SubmitError>> {
         let now = self.now();
         let mut answers: Vec<Result<CaseId, SubmitError>> = reports
@@ -1165,13 +1172,34 @@ impl Engine {
             self.shared
                 .store
                 .insert(from, recs.by_ref().take((to - from) as usize));
-            let _ = tx.send(CollectMsg::Cases(from..to));
+            if !self.collect_here(from..to, tx) {
+                let _ = tx.send(CollectMsg::Cases(from..to));
+            }
             from = to;
         }
         for (id, a) in (first..).zip(answers.iter_mut().filter(|a| a.is_ok())) {
             *a = Ok(CaseId(id));
         }
         answers
+    }
+
+    /// The pipeline's collect stage done on this thread for the stored cases `ids`, if it
+    /// is idle and nothing waits in its channel (so that nothing sent before is
+    /// overtaken): the submitting thread then does the work it would otherwise hand to
+    /// the collect thread and wait for, and the two cores are left to it and the assign
+    /// thread instead of three threads taking turns. False, with nothing done, otherwise.
+    fn collect_here(&self, ids: Range<u64>, tx: &Sender<CollectMsg>) -> bool {
+        if self.shared.config.dispatchers != 0 {
+            return false;
+        }
+        let Some(mut scratch) = self.shared.collecting.try_lock() else {
+            return false;
+        };
+        if !tx.is_empty() {
+            return false;
+        }
+        collect::collect_here(&self.shared, ids, &mut scratch);
+        true
     }
 
     /// Waits until every stage has handled everything sent to it before the call.
@@ -1785,6 +1813,54 @@ mod tests {
     }
     use crate::clock::SimClock;
     use crate::grid::Location;
+
+    #[test]
+    fn a_batch_is_collected_on_its_own_thread_only_when_the_stage_is_idle() {
+        let city = Arc::new(crate::city::demo::demo_city());
+        let engine = Engine::builder(city.clone())
+            .clock(SimClock::new(Timestamp(1_764_460_800_000)))
+            .build()
+            .expect("engine");
+        let category = city.category_id("ZF-01").expect("in the catalogue");
+        let [x0, y0, x1, y1] = city.grid().bounds();
+        let batch = |n: u32| -> Vec<Report> {
+            (0..n)
+                .map(|i| {
+                    let f = f64::from(i) / f64::from(n);
+                    let at = Location::new(x0 + (x1 - x0) * f, y0 + (y1 - y0) * (1.0 - f))
+                        .expect("valid");
+                    Report::new(Source::Hotline, category, at, Timestamp(1_764_460_800_000))
+                        .with_reporter(Reporter::Citizen(i))
+                })
+                .collect()
+        };
+        let ids = |answers: Vec<Result<CaseId, SubmitError>>| -> Vec<CaseId> {
+            answers.into_iter().map(|a| a.expect("valid")).collect()
+        };
+        let reported = |ids: &[CaseId]| {
+            ids.iter()
+                .filter(|&&id| engine.case(id).expect("stored").state == CaseState::Reported)
+                .count()
+        };
+        // Idle stage, empty channel: collected before the call returns, no flush needed.
+        let first = ids(engine.submit_batch(batch(300)));
+        assert_eq!(reported(&first), 0, "collected on the submitting thread");
+        // The stage busy: the batch goes to the channel and waits its turn.
+        let busy = engine.shared.collecting.lock();
+        let second = ids(engine.submit_batch(batch(300)));
+        assert_eq!(reported(&second), second.len(), "left to the collect stage");
+        // The second batch waiting in the channel, or taken by the collect thread and
+        // held at the start of its collection: the next one is not collected ahead of it.
+        let stalled = engine.shared.pause.lock();
+        drop(busy);
+        let third = ids(engine.submit_batch(batch(10)));
+        assert_eq!(reported(&third), third.len(), "queued behind the second");
+        drop(stalled);
+        engine.flush();
+        assert_eq!(reported(&second) + reported(&third), 0);
+        let s = engine.shutdown();
+        assert_eq!(s.cases, 610);
+    }
 
     #[test]
     fn try_submit_answers_full_with_the_report_under_backpressure() {
