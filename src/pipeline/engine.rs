@@ -468,6 +468,9 @@ pub(crate) struct Shared {
     /// Held by a test to stop the collect stage where it stands.
     #[cfg(test)]
     pub(crate) pause: Mutex<()>,
+    /// Store segments collected on a submitting thread, for tests.
+    #[cfg(test)]
+    pub(crate) collected_here: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -728,6 +731,8 @@ impl EngineBuilder {
             ),
             #[cfg(test)]
             pause: Mutex::new(()),
+            #[cfg(test)]
+            collected_here: AtomicU64::new(0),
             city,
         };
         let (recovery, resume) = match self.journal {
@@ -1199,6 +1204,8 @@ impl Engine {
             return false;
         }
         collect::collect_here(&self.shared, ids, &mut scratch);
+        #[cfg(test)]
+        self.shared.collected_here.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -1843,18 +1850,22 @@ mod tests {
                 .count()
         };
         // Idle stage, empty channel: collected before the call returns, no flush needed.
+        let here = || engine.shared.collected_here.load(Ordering::Relaxed);
         let first = ids(engine.submit_batch(batch(300)));
         assert_eq!(reported(&first), 0, "collected on the submitting thread");
+        assert_eq!(here(), 1);
         // The stage busy: the batch goes to the channel and waits its turn.
         let busy = engine.shared.collecting.lock();
         let second = ids(engine.submit_batch(batch(300)));
         assert_eq!(reported(&second), second.len(), "left to the collect stage");
+        assert_eq!(here(), 1);
         // The second batch waiting in the channel, or taken by the collect thread and
         // held at the start of its collection: the next one is not collected ahead of it.
         let stalled = engine.shared.pause.lock();
         drop(busy);
         let third = ids(engine.submit_batch(batch(10)));
         assert_eq!(reported(&third), third.len(), "queued behind the second");
+        assert_eq!(here(), 1);
         drop(stalled);
         engine.flush();
         assert_eq!(reported(&second) + reported(&third), 0);
