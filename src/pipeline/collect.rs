@@ -598,21 +598,15 @@ pub(crate) fn run(s: &Shared, rx: &Receiver<CollectMsg>, live: &AtomicUsize) {
 /// Collects the cases `ids` (stored, consecutive, in one store segment) on the calling
 /// thread, as the collect thread would: the caller holds the collect lock.
 pub(crate) fn collect_here(s: &Shared, ids: std::ops::Range<u64>, scratch: &mut Scratch) {
-    // The ids' buffer is the scratch's own, taken out while the scratch is lent on.
-    let mut here = std::mem::take(&mut scratch.here);
-    here.clear();
-    here.extend(ids);
-    for chunk in here.chunks(s.config.batch.max(1)) {
+    let ids: Vec<u64> = ids.collect();
+    for chunk in ids.chunks(s.config.batch.max(1)) {
         process(s, chunk, scratch);
     }
-    scratch.here = here;
 }
 
 /// A collect pass's working buffers, kept from one batch to the next.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// The ids of a segment collected on a submitting thread.
-    here: Vec<u64>,
     ids: Vec<u64>,
     categories: Vec<(u32, u64)>,
     locations: Vec<Location>,
