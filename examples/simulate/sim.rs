@@ -255,10 +255,14 @@ pub fn run(
     let mut batch: Vec<Report> = Vec::new();
     let mut commands: Vec<Command> = Vec::new();
     let mut results = Vec::new();
+    let mut shifts = Vec::new();
     for m in 0..=minutes {
         let now = m * MINUTE;
         clock.set(Timestamp(START + now));
-        // Shifts.
+        // Shifts, changed in one call: a worker coming on duty starts their street's
+        // queues on the assign thread, which must not run while later changes are made
+        // (the day would then depend on how the threads happen to run).
+        shifts.clear();
         for (w, person) in people.iter_mut().enumerate() {
             let on = person.on_duty_at(m % DAY_MIN);
             if on != person.on || m == 0 {
@@ -268,9 +272,10 @@ pub fn run(
                 } else {
                     WorkerStatus::OffDuty
                 };
-                engine.set_worker_status(WorkerId::from_index(w).ok_or("worker")?, status)?;
+                shifts.push((WorkerId::from_index(w).ok_or("worker")?, status));
             }
         }
+        engine.set_worker_statuses(&shifts)?;
         // Arrivals of this minute.
         batch.clear();
         if let Some(events) = p.replay {

@@ -1490,7 +1490,8 @@ impl Engine {
     /// Puts a worker on duty, busy or off duty. A worker coming on duty takes waiting cases
     /// of their street's queues.
     ///
-    /// Journaled (write-ahead) when the engine has a journal.
+    /// Journaled (write-ahead) when the engine has a journal. To change many workers at
+    /// once (a shift change), use [`Engine::set_worker_statuses`].
     ///
     /// # Errors
     /// [`LifecycleError::UnknownWorker`], [`LifecycleError::Journal`],
@@ -1500,22 +1501,53 @@ impl Engine {
         worker: WorkerId,
         status: WorkerStatus,
     ) -> Result<(), LifecycleError> {
+        self.set_worker_statuses(&[(worker, status)])
+    }
+
+    /// Changes many workers' statuses at once, in order (a worker named twice ends with
+    /// the later status), then lets the queues of the streets of those who came on duty
+    /// give out their waiting cases. Every change is made before any queue is looked at,
+    /// so that which worker takes a waiting case depends only on the statuses, never on
+    /// how far the assign thread got in between: with a [`SimClock`](crate::SimClock)
+    /// and one calling thread the outcome is repeatable (one [`Engine::set_worker_status`]
+    /// call per worker is not, since each on-duty change starts its street's queues while
+    /// the next change is being made).
+    ///
+    /// Journaled (write-ahead, one batch) when the engine has a journal.
+    ///
+    /// # Errors
+    /// [`LifecycleError::UnknownWorker`] for the first unknown worker,
+    /// [`LifecycleError::Journal`], [`LifecycleError::ShutDown`]; nothing changes on an
+    /// error.
+    pub fn set_worker_statuses(
+        &self,
+        changes: &[(WorkerId, WorkerStatus)],
+    ) -> Result<(), LifecycleError> {
         let gate = self.intake.read();
         if gate.is_none() {
             return Err(LifecycleError::ShutDown);
         }
         let s = &*self.shared;
-        s.port
-            .router
-            .worker_state(worker)
-            .map_err(|_| LifecycleError::UnknownWorker(worker))?;
+        if let Some(&(worker, _)) = changes
+            .iter()
+            .find(|(w, _)| s.port.router.worker_state(*w).is_err())
+        {
+            return Err(LifecycleError::UnknownWorker(worker));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
         // Under the journal's lock, so that a snapshot reads every status its records
         // before it gave.
         let mut sink = s.journal.as_ref().map(|j| j.lock());
         if let Some(sink) = sink.as_mut() {
             let mut appended = Ok(());
             super::wal::with_batch(
-                |push| push(&|buf| super::wal::encode_status(buf, worker, status)),
+                |push| {
+                    for &(worker, status) in changes {
+                        push(&|buf| super::wal::encode_status(buf, worker, status));
+                    }
+                },
                 |batch| {
                     appended = sink.append(batch);
                     Ok(())
@@ -1524,13 +1556,19 @@ impl Engine {
             .and(appended)
             .map_err(|e| LifecycleError::Journal(e.to_string()))?;
         }
-        s.port
-            .router
-            .set_status(worker, status)
-            .map_err(|_| LifecycleError::UnknownWorker(worker))?;
+        let mut freed = Vec::new();
+        for &(worker, status) in changes {
+            s.port
+                .router
+                .set_status(worker, status)
+                .map_err(|_| LifecycleError::UnknownWorker(worker))?;
+            if status == WorkerStatus::OnDuty {
+                freed.push(worker);
+            }
+        }
         drop(sink);
-        if status == WorkerStatus::OnDuty {
-            let _ = self.shared.assign_tx.send(AssignMsg::Freed(vec![worker]));
+        if !freed.is_empty() {
+            let _ = self.shared.assign_tx.send(AssignMsg::Freed(freed));
         }
         Ok(())
     }

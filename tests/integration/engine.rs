@@ -604,6 +604,86 @@ fn queued_cases_go_out_when_workers_come_on_duty() {
     assert!(engine.snapshot().queues.is_empty());
 }
 
+/// A shift change in one call: every change is made before any street's queue gives out
+/// a case, so a worker who comes on duty and leaves again within the call takes nothing,
+/// however the assign thread runs.
+#[test]
+fn a_shift_change_in_one_call_is_made_whole_before_the_queues_give_out_cases() {
+    let (engine, _) = engine();
+    let n = city().workers().len();
+    let all = |status| -> Vec<(WorkerId, WorkerStatus)> {
+        (0..n)
+            .map(|i| (WorkerId::from_index(i).unwrap(), status))
+            .collect()
+    };
+    engine
+        .set_worker_statuses(&all(WorkerStatus::OffDuty))
+        .unwrap();
+    let ids: Vec<CaseId> = places()[..60]
+        .iter()
+        .map(|p| engine.submit(report("ZF-01", *p)).unwrap())
+        .collect();
+    engine.flush();
+    assert!(
+        ids.iter()
+            .all(|&id| engine.case(id).unwrap().state == CaseState::Queued)
+    );
+    // Everyone comes on duty, then the odd-numbered workers leave again, in one call.
+    let mut shift = all(WorkerStatus::OnDuty);
+    shift.extend(
+        (1..n)
+            .step_by(2)
+            .map(|i| (WorkerId::from_index(i).unwrap(), WorkerStatus::OffDuty)),
+    );
+    engine.set_worker_statuses(&shift).unwrap();
+    engine.flush();
+    let mut given = 0;
+    for &id in &ids {
+        let c = engine.case(id).unwrap();
+        match c.state {
+            CaseState::Dispatched => {
+                let w = c.worker.expect("a dispatched case has a worker");
+                assert_eq!(
+                    w.index() % 2,
+                    0,
+                    "{id:?} went to {w:?}, who left in the call"
+                );
+                given += 1;
+            }
+            CaseState::Queued => {}
+            other => panic!("{id:?} is {other:?}"),
+        }
+    }
+    assert!(given > 0, "nobody on duty took a waiting case");
+    for i in 0..n {
+        let w = WorkerId::from_index(i).unwrap();
+        let want = if i % 2 == 0 {
+            WorkerStatus::OnDuty
+        } else {
+            WorkerStatus::OffDuty
+        };
+        assert_eq!(engine.router().worker_state(w).unwrap().status, want);
+    }
+    // An unknown worker anywhere in the call: refused, and nobody's status changes.
+    let past = WorkerId::from_index(n).unwrap();
+    let bad = [
+        (WorkerId::from_index(1).unwrap(), WorkerStatus::OnDuty),
+        (past, WorkerStatus::OnDuty),
+    ];
+    assert_eq!(
+        engine.set_worker_statuses(&bad),
+        Err(LifecycleError::UnknownWorker(past))
+    );
+    assert_eq!(
+        engine
+            .router()
+            .worker_state(WorkerId::from_index(1).unwrap())
+            .unwrap()
+            .status,
+        WorkerStatus::OffDuty
+    );
+}
+
 #[test]
 fn duplicates_merge_and_close_with_their_case() {
     let (engine, _) = engine();
