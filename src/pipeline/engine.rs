@@ -1508,10 +1508,11 @@ impl Engine {
     /// the later status), then lets the queues of the streets of those who came on duty
     /// give out their waiting cases. Every change is made before any queue is looked at,
     /// so that which worker takes a waiting case depends only on the statuses, never on
-    /// how far the assign thread got in between: with a [`SimClock`](crate::SimClock)
-    /// and one calling thread the outcome is repeatable (one [`Engine::set_worker_status`]
-    /// call per worker is not, since each on-duty change starts its street's queues while
-    /// the next change is being made).
+    /// how far the assign thread got in between. A simulation on a
+    /// [`SimClock`](crate::SimClock), driven from one thread that calls [`Engine::flush`]
+    /// before each step, is repeatable with one call per shift change; with one
+    /// [`Engine::set_worker_status`] call per worker it is not, since each on-duty change
+    /// starts its street's queues while the next change is being made.
     ///
     /// Journaled (write-ahead, one batch) when the engine has a journal.
     ///
