@@ -2,7 +2,7 @@
 //! queues (priority, then age) and drain them when a worker of their street frees up or
 //! comes on duty; on-the-spot handling (随手办) of a patrolling worker's own report.
 
-use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter};
+use super::case::{F_ON_SPOT, F_UNCLAIMED, NONE32, Rec, Reporter, SEGMENT};
 use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
@@ -11,12 +11,28 @@ use crate::city::{Admission, Holder, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::grid::CellId;
 use crate::routing::Outcome;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::Ordering;
 
 /// The assign thread.
 pub(crate) fn run(s: &Shared, rx: &Receiver<AssignMsg>) {
-    for msg in rx.iter() {
+    loop {
+        let msg = match rx.try_recv() {
+            Ok(msg) => msg,
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                // Nothing to route: on this otherwise idle core, make the store segments
+                // of the cases submitted and not yet stored and of the next 1,024, until
+                // a message comes.
+                let next = s.next_id.load(Ordering::Relaxed);
+                s.store
+                    .prepare(next.saturating_add(SEGMENT as u64 - 1), || !rx.is_empty());
+                match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => return,
+                }
+            }
+        };
         let mut out = Out::new(s);
         match msg {
             AssignMsg::New(ids) => {

@@ -13,6 +13,7 @@ use crate::grid::{CellId, Location};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where a report came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -469,6 +470,9 @@ const BLOCK: usize = 1 << BLOCK_BITS;
 /// Blocks the store can hold: 2^8 × 2^10 segments × 2^10 cases = 268 million cases.
 const BLOCKS: usize = 1 << 8;
 const SEGMENTS: usize = BLOCKS * BLOCK;
+/// The most segments one [`Store::prepare`] call makes (an id far ahead, such as a
+/// refused submission's for a moment, never makes the store grow by much).
+const PREPARE: usize = 8;
 
 pub(crate) type Segment = Mutex<Box<[Option<Rec>]>>;
 
@@ -478,6 +482,9 @@ type Block = Box<[OnceLock<Segment>]>;
 /// The case store: cases by id in segments, one lock per segment.
 pub(crate) struct Store {
     blocks: Box<[OnceLock<Block>]>,
+    /// Segments `0..made` exist: where [`Store::prepare`] starts looking (others may
+    /// exist too).
+    made: AtomicUsize,
 }
 
 impl std::fmt::Debug for Store {
@@ -493,7 +500,31 @@ impl Store {
     pub(crate) fn new() -> Store {
         Store {
             blocks: (0..BLOCKS).map(|_| OnceLock::new()).collect(),
+            made: AtomicUsize::new(0),
         }
+    }
+
+    /// Makes, in order, the segments up to the one holding id `upto` that do not exist
+    /// yet, at most [`PREPARE`] of them, asking `stop` before each: a thread with nothing
+    /// else to do makes them for cases about to be stored, so that the thread storing
+    /// them does not take the kernel's page faults of a new segment's first writes
+    /// itself. Ids past the store's size are ignored. Returns how many it made.
+    pub(crate) fn prepare(&self, upto: u64, stop: impl Fn() -> bool) -> usize {
+        let last = Store::split(upto.min(MAX_CASES - 1)).0;
+        let mut s = self.made.load(Ordering::Relaxed);
+        let mut made = 0;
+        while s <= last && made < PREPARE {
+            if self.numbered(s).is_none() {
+                if stop() {
+                    break;
+                }
+                let _ = self.segment((s as u64) << SEGMENT_BITS);
+                made += 1;
+            }
+            s += 1;
+            self.made.fetch_max(s, Ordering::Relaxed);
+        }
+        made
     }
 
     /// The segment number of an id and its slot in the segment.
@@ -655,6 +686,39 @@ mod tests {
     }
 
     #[test]
+    fn prepare_makes_the_segments_asked_for_and_no_more() {
+        let seg = SEGMENT as u64;
+        let store = Store::new();
+        assert_eq!(
+            store.prepare(5 * seg, || true),
+            0,
+            "told to stop: nothing made"
+        );
+        assert!(store.numbered(0).is_none());
+        // A segment made by storing a case is not made again nor counted.
+        assert!(store.segment(seg).is_some());
+        assert_eq!(store.prepare(3 * seg - 1, || false), 2, "segments 0 and 2");
+        assert!((0..3).all(|s| store.numbered(s).is_some()));
+        assert!(
+            store.numbered(3).is_none(),
+            "nothing past the one holding `upto`"
+        );
+        assert_eq!(store.prepare(3 * seg - 1, || false), 0, "all there already");
+        // Far ahead (a refused submission's ids, for a moment): a few segments at most.
+        assert_eq!(store.prepare(u64::MAX, || false), PREPARE);
+        assert!(store.numbered(3 + PREPARE).is_none());
+        // Stopped half way: what was made stays, and the next call goes on from there.
+        let asked = std::cell::Cell::new(0);
+        let made = store.prepare(u64::MAX, || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        });
+        assert_eq!(made, 2);
+        assert!(store.numbered(3 + PREPARE + 1).is_some());
+        assert!(store.numbered(3 + PREPARE + 2).is_none());
+    }
+
+    #[test]
     fn store_runs_across_segments_and_blocks() {
         let loc = Location::new(120.0, 36.0).expect("valid");
         let r = Report::new(Source::Hotline, CategoryId(0), loc, Timestamp(5));
@@ -696,6 +760,7 @@ mod tests {
         }
         let store = Store::new();
         assert!(store.segment(MAX_CASES - 1).is_some());
+
         assert!(
             store.segment(MAX_CASES).is_none(),
             "no segment past the store's size"
