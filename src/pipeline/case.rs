@@ -760,7 +760,6 @@ mod tests {
         }
         let store = Store::new();
         assert!(store.segment(MAX_CASES - 1).is_some());
-
         assert!(
             store.segment(MAX_CASES).is_none(),
             "no segment past the store's size"
