@@ -140,6 +140,11 @@ pub mod pipeline;
 pub mod rng;
 pub mod routing;
 
+/// Cases whose random table reads are read ahead together, in loops of nothing else, before
+/// their work (collect's duty table and duplicate index, the router's candidate lists):
+/// enough misses in flight at once to overlap, few enough to stay in cache until used.
+pub(crate) const READ_AHEAD: usize = 64;
+
 pub use clock::{Clock, SimClock, SystemClock, Timestamp};
 pub use error::Error;
 pub use grid::generate;

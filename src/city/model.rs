@@ -541,7 +541,7 @@ impl City {
         cells: &[Option<CellId>],
         category: impl Fn(usize) -> CategoryId,
     ) -> u64 {
-        const CHUNK: usize = 64;
+        const CHUNK: usize = crate::READ_AHEAD;
         let mut communities = [usize::MAX; CHUNK];
         let mut read = 0u64;
         for (c, chunk) in cells.chunks(CHUNK).enumerate() {

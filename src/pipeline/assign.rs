@@ -7,6 +7,7 @@ use super::engine::{AssignMsg, Out, Shared, finish, step};
 use super::handle::rearm;
 use super::lifecycle::{Action, Actor, CaseState};
 use super::port::Admitted;
+use crate::READ_AHEAD as WARM;
 use crate::city::{Admission, Holder, OrganId, UnitId, WorkerId};
 use crate::clock::Timestamp;
 use crate::grid::CellId;
@@ -153,9 +154,6 @@ fn route_ids(s: &Shared, ids: &[u64], fresh: bool, admitted: &Admitted, out: &mu
         route_chunk(s, chunk, expected, admitted, &mut next, now, out);
     }
 }
-
-/// Cases routed after their reads were warmed, at most this many at once.
-const WARM: usize = 64;
 
 fn route_chunk(
     s: &Shared,

@@ -8,6 +8,7 @@ use super::CaseId;
 use super::case::{Extra, NONE64, Rec, Store};
 use super::engine::{AssignMsg, CollectMsg, Out, Shared, step};
 use super::lifecycle::{Action, Actor, CaseState};
+use crate::READ_AHEAD as WARM;
 use crate::city::{Admission, City};
 use crate::clock::{Timestamp, duration_ms};
 use crate::grid::{CellId, Location, M_PER_DEG};
@@ -623,9 +624,6 @@ enum Verdict {
     Merge(CellId, u64),
     Register(CellId),
 }
-
-/// Cases whose table reads are warmed together, ahead of their work.
-const WARM: usize = 64;
 
 /// Three passes, so that the duplicate index is locked only for its own lookups (cases
 /// closing on other threads take it too): read the batch, decide (locate, admit, find

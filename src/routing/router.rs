@@ -623,7 +623,7 @@ impl Router {
     /// misses of many cases are in flight at once instead of one after another. Returns a
     /// value made of what was read, for the caller to drop.
     pub(crate) fn warm(&self, cases: &[(CellId, UnitId)]) -> u64 {
-        const CHUNK: usize = 64;
+        const CHUNK: usize = crate::READ_AHEAD;
         let mut starts = [0u32; CHUNK];
         let mut firsts = [u32::MAX; CHUNK];
         let mut read = 0u64;
